@@ -1,0 +1,118 @@
+//! The `backprop` binary, run as a user would, on synthetic IDX files.
+
+use backprop_tests::Synthetic;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn backprop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_backprop"))
+        .args(args)
+        .output()
+        .expect("run backprop")
+}
+
+fn synthetic_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn train_prints_one_json_object_per_epoch() {
+    let dir = synthetic_dir();
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--layers",
+        "64,32,10",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["epoch"], i + 1);
+        for field in ["train_loss", "test_loss", "test_accuracy", "seconds"] {
+            assert!(
+                line[field].as_f64().is_some_and(f64::is_finite),
+                "{field} missing in {line}"
+            );
+        }
+        let acc = line["test_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "accuracy {acc} is not a fraction");
+    }
+    assert!(lines[2]["test_accuracy"].as_f64().unwrap() > 0.9, "{stdout}");
+}
+
+#[test]
+fn train_prints_plain_lines_when_piped() {
+    let dir = synthetic_dir();
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--layers",
+        "64,10",
+        "--epochs",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("epoch")).count(), 2, "{stdout}");
+    assert!(stdout.contains("test accuracy"));
+    assert!(!stderr(&out).contains('\u{1b}'), "no terminal escapes when piped");
+}
+
+fn assert_fails_cleanly(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure, stderr: {err}");
+    assert!(!err.contains("panicked"), "must not panic: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
+    }
+}
+
+#[test]
+fn batch_size_zero_is_refused() {
+    let dir = synthetic_dir();
+    let out = backprop(&["train", "--data", path(dir.path()), "--batch-size", "0"]);
+    assert_fails_cleanly(&out, &["--batch-size"]);
+}
+
+#[test]
+fn layers_that_do_not_fit_the_data_are_refused() {
+    let dir = synthetic_dir();
+    let out = backprop(&["train", "--data", path(dir.path()), "--layers", "784,128,10"]);
+    assert_fails_cleanly(&out, &["--layers", "784", "64"]);
+    let out = backprop(&["train", "--data", path(dir.path()), "--layers", "64,128,7"]);
+    assert_fails_cleanly(&out, &["classes", "7", "10"]);
+    let out = backprop(&["train", "--data", path(dir.path()), "--layers", "64"]);
+    assert_fails_cleanly(&out, &["layer sizes"]);
+}
+
+#[test]
+fn missing_data_directory_is_named() {
+    let out = backprop(&["train", "--data", "/nonexistent/mnist"]);
+    assert_fails_cleanly(&out, &["/nonexistent/mnist"]);
+}
+
+#[test]
+fn bad_learning_rate_is_refused() {
+    let dir = synthetic_dir();
+    let out = backprop(&["train", "--data", path(dir.path()), "--lr=-1"]);
+    assert_fails_cleanly(&out, &["learning rate"]);
+}

@@ -1,0 +1,349 @@
+//! [`Dataset`]: labelled images stored compactly as bytes, gathered into
+//! `f32` batches on demand.
+
+use std::fmt;
+use std::ops::Range;
+
+use ndarray::ArrayViewMut2;
+
+use crate::error::{DataError, Result};
+
+/// The `f32` value in `[0, 1]` that a pixel byte becomes in a batch:
+/// `pixel as f32 * (1.0 / 255.0)`, so 0 maps to 0.0 and 255 to exactly 1.0.
+#[inline]
+pub fn pixel_to_f32(pixel: u8) -> f32 {
+    f32::from(pixel) * (1.0 / 255.0)
+}
+
+/// Labelled images of a fixed size, one byte per pixel and per label.
+///
+/// Pixels are kept as `u8` (one quarter of the `f32` size) and converted to
+/// `[0, 1]` floats only when a batch is gathered by [`Dataset::gather_into`].
+/// Every label is below [`Dataset::n_classes`], and there are at most
+/// `u32::MAX` examples, so a `u32` can index any of them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dataset {
+    pixels: Vec<u8>,
+    labels: Vec<u8>,
+    rows: usize,
+    cols: usize,
+    n_classes: usize,
+}
+
+impl Dataset {
+    /// Labelled images from `labels.len()` images of `rows x cols` pixels,
+    /// stored image after image (each row-major) in `pixels`.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidShape`] if `rows` or `cols` is zero, `n_classes`
+    /// is outside `1..=256`, or there are more than `u32::MAX` examples;
+    /// [`DataError::PixelCountMismatch`] if `pixels.len()` is not
+    /// `labels.len() * rows * cols`; [`DataError::InvalidLabel`] if a label is
+    /// not below `n_classes`.
+    pub fn new(pixels: Vec<u8>, labels: Vec<u8>, rows: usize, cols: usize, n_classes: usize) -> Result<Self> {
+        let n = labels.len();
+        if rows == 0 || cols == 0 || !(1..=256).contains(&n_classes) || u32::try_from(n).is_err() {
+            return Err(DataError::InvalidShape {
+                n_examples: n,
+                rows,
+                cols,
+                n_classes,
+            });
+        }
+        let expected = rows.checked_mul(cols).and_then(|f| f.checked_mul(n));
+        if expected != Some(pixels.len()) {
+            return Err(DataError::PixelCountMismatch {
+                n_pixels: pixels.len(),
+                n_labels: n,
+                rows,
+                cols,
+            });
+        }
+        if let Some((index, label)) = first_label_out_of_range(&labels, n_classes) {
+            return Err(DataError::InvalidLabel {
+                index,
+                label,
+                n_classes,
+            });
+        }
+        Ok(Self {
+            pixels,
+            labels,
+            rows,
+            cols,
+            n_classes,
+        })
+    }
+
+    /// The number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels per image, `rows * cols`: the width of a gathered batch.
+    pub fn n_features(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// `(rows, cols)` of every image.
+    pub fn image_shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// The number of classes; every label is below it.
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    /// One label per example.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels
+    }
+
+    /// All pixels, image after image, each row-major.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// The `n_features()` pixels of example `i`, row-major.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    #[track_caller]
+    pub fn image(&self, i: usize) -> &[u8] {
+        assert!(i < self.len(), "Dataset::image({i}): only {} examples", self.len());
+        let f = self.n_features();
+        &self.pixels[i * f..(i + 1) * f]
+    }
+
+    /// The first `n` examples (all of them if there are fewer), as a new
+    /// dataset with the same image shape and classes.
+    pub fn subset(&self, n: usize) -> Dataset {
+        self.slice(0..n.min(self.len()))
+    }
+
+    /// The examples in `range`, as a new dataset with the same image shape
+    /// and classes.
+    ///
+    /// # Panics
+    /// If `range` is not within `0..self.len()`.
+    #[track_caller]
+    pub fn slice(&self, range: Range<usize>) -> Dataset {
+        assert!(
+            range.start <= range.end && range.end <= self.len(),
+            "Dataset::slice({range:?}): only {} examples",
+            self.len()
+        );
+        let f = self.n_features();
+        Dataset {
+            pixels: self.pixels[range.start * f..range.end * f].to_vec(),
+            labels: self.labels[range].to_vec(),
+            rows: self.rows,
+            cols: self.cols,
+            n_classes: self.n_classes,
+        }
+    }
+
+    /// Copies the examples named by `indices` into a batch: row `r` of `x`
+    /// becomes image `indices[r]` with each pixel converted by
+    /// [`pixel_to_f32`], and `y[r]` its label. Allocates nothing.
+    ///
+    /// # Panics
+    /// If `x` is not `(indices.len(), self.n_features())`, if `y.len()` is not
+    /// `indices.len()` (the message gives the shapes), or if an index is not
+    /// below `self.len()`.
+    #[track_caller]
+    pub fn gather_into(&self, indices: &[u32], mut x: ArrayViewMut2<'_, f32>, y: &mut [usize]) {
+        let f = self.n_features();
+        assert!(
+            x.dim() == (indices.len(), f) && y.len() == indices.len(),
+            "Dataset::gather_into: {} indices of {f} features need x of shape ({}, {f}) and y of length {}, \
+             got x of shape {:?} and y of length {}",
+            indices.len(),
+            indices.len(),
+            indices.len(),
+            x.dim(),
+            y.len()
+        );
+        for ((mut row, &index), label) in x.rows_mut().into_iter().zip(indices).zip(y.iter_mut()) {
+            let i = index as usize;
+            assert!(
+                i < self.len(),
+                "Dataset::gather_into: index {i} out of range for {} examples",
+                self.len()
+            );
+            let src = &self.pixels[i * f..(i + 1) * f];
+            match row.as_slice_mut() {
+                Some(dst) => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = pixel_to_f32(s)),
+                None => row.iter_mut().zip(src).for_each(|(d, &s)| *d = pixel_to_f32(s)),
+            }
+            *label = usize::from(self.labels[i]);
+        }
+    }
+}
+
+impl fmt::Debug for Dataset {
+    /// The shape only: the pixels would flood the output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dataset")
+            .field("len", &self.len())
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("n_classes", &self.n_classes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The position and value of the first label not below `n_classes`.
+pub(crate) fn first_label_out_of_range(labels: &[u8], n_classes: usize) -> Option<(usize, u8)> {
+    labels
+        .iter()
+        .position(|&l| usize::from(l) >= n_classes)
+        .map(|i| (i, labels[i]))
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, s};
+
+    use super::*;
+
+    /// Three 2x2 images with distinct pixels.
+    fn tiny() -> Dataset {
+        Dataset::new(
+            vec![0, 1, 2, 3, 10, 20, 30, 40, 255, 128, 64, 0],
+            vec![2, 0, 1],
+            2,
+            2,
+            3,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn accessors_describe_the_data() {
+        let d = tiny();
+        assert_eq!(
+            (d.len(), d.is_empty(), d.n_features(), d.image_shape(), d.n_classes()),
+            (3, false, 4, (2, 2), 3)
+        );
+        assert_eq!(d.image(1), [10, 20, 30, 40]);
+        assert_eq!(d.labels(), [2, 0, 1]);
+        assert_eq!(d.pixels().len(), 12);
+        assert_eq!(
+            format!("{d:?}"),
+            "Dataset { len: 3, rows: 2, cols: 2, n_classes: 3, .. }"
+        );
+    }
+
+    #[test]
+    fn new_rejects_inconsistent_data() {
+        let err = Dataset::new(vec![0; 7], vec![0, 1], 2, 2, 3).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::PixelCountMismatch {
+                    n_pixels: 7,
+                    n_labels: 2,
+                    rows: 2,
+                    cols: 2
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("expected 2 images of 2x2 = 8 bytes"), "{err}");
+        let err = Dataset::new(vec![0; 8], vec![0, 3], 2, 2, 3).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::InvalidLabel {
+                    index: 1,
+                    label: 3,
+                    n_classes: 3
+                }
+            ),
+            "{err:?}"
+        );
+        for (rows, cols, classes) in [(0, 2, 3), (2, 0, 3), (2, 2, 0), (2, 2, 257)] {
+            let err = Dataset::new(vec![], vec![], rows, cols, classes).unwrap_err();
+            assert!(matches!(err, DataError::InvalidShape { .. }), "{err:?}");
+        }
+        assert!(Dataset::new(vec![], vec![], 1, 1, 256).unwrap().is_empty());
+    }
+
+    #[test]
+    fn gather_converts_pixels_and_labels_in_index_order() {
+        let d = tiny();
+        let mut x = Array2::from_elem((4, 4), f32::NAN);
+        let mut y = [99usize; 4];
+        d.gather_into(&[2, 0, 2, 1], x.view_mut(), &mut y);
+        assert_eq!(y, [1, 2, 1, 0]);
+        for (r, i) in [2usize, 0, 2, 1].into_iter().enumerate() {
+            for (c, &p) in d.image(i).iter().enumerate() {
+                assert!((x[[r, c]] - f32::from(p) / 255.0).abs() < 1e-7, "row {r} col {c}");
+            }
+        }
+        assert_eq!(x[[0, 0]], 1.0);
+        assert_eq!(x[[1, 0]], 0.0);
+    }
+
+    #[test]
+    fn gather_into_a_strided_view() {
+        let d = tiny();
+        let mut x = Array2::<f32>::zeros((4, 2));
+        let mut y = [0usize; 2];
+        // The transpose of a (4, 2) array is a (2, 4) view with non-unit row stride.
+        d.gather_into(&[1, 2], x.view_mut().reversed_axes(), &mut y);
+        assert_eq!(
+            x.slice(s![.., 0]).to_vec(),
+            d.image(1).iter().map(|&p| pixel_to_f32(p)).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            x.slice(s![.., 1]).to_vec(),
+            d.image(2).iter().map(|&p| pixel_to_f32(p)).collect::<Vec<_>>()
+        );
+        assert_eq!(y, [0, 1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "got x of shape (2, 3)")]
+    fn gather_panics_on_shape_mismatch() {
+        let mut x = Array2::<f32>::zeros((2, 3));
+        tiny().gather_into(&[0, 1], x.view_mut(), &mut [0; 2]);
+    }
+
+    #[test]
+    #[should_panic(expected = "index 3 out of range")]
+    fn gather_panics_on_bad_index() {
+        let mut x = Array2::<f32>::zeros((1, 4));
+        tiny().gather_into(&[3], x.view_mut(), &mut [0; 1]);
+    }
+
+    #[test]
+    fn subset_and_slice_keep_the_leading_examples() {
+        let d = tiny();
+        let s = d.subset(2);
+        assert_eq!(
+            (s.len(), s.labels(), s.image(1)),
+            (2, &[2u8, 0][..], &[10u8, 20, 30, 40][..])
+        );
+        assert_eq!(d.subset(100), d);
+        let tail = d.slice(1..3);
+        assert_eq!(tail.labels(), [0, 1]);
+        assert_eq!(tail.image(1), d.image(2));
+    }
+
+    #[test]
+    fn pixel_scale_ends_at_exactly_one() {
+        assert_eq!(pixel_to_f32(0), 0.0);
+        assert_eq!(pixel_to_f32(255), 1.0);
+        for p in 0..=255u8 {
+            assert!((pixel_to_f32(p) - f32::from(p) / 255.0).abs() <= f32::EPSILON);
+        }
+    }
+}

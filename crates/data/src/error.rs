@@ -1,0 +1,288 @@
+//! The one error type of this crate, [`DataError`], with structured fields.
+//!
+//! Every variant that concerns a file carries its path, and every variant that
+//! rejects a value carries what was expected next to what was found, so that
+//! the message alone tells a user which file to fix and how.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::idx::{IMAGES_MAGIC, LABELS_MAGIC};
+
+/// Shorthand for results whose error is a [`DataError`].
+pub type Result<T> = std::result::Result<T, DataError>;
+
+/// Why a data set could not be read, parsed or assembled.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{}: cannot read file: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system reported.
+        source: io::Error,
+    },
+
+    /// The file starts like a gzip stream (bytes `1f 8b`) but does not
+    /// decompress: its deflate data is damaged or cut short.
+    #[error("{}: corrupt gzip stream: {source}", path.display())]
+    CorruptGzip {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder reported.
+        source: io::Error,
+    },
+
+    /// The file holds no bytes at all (after decompression, if gzip).
+    #[error("{}: file is empty, expected an IDX header", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The first four bytes are not the magic number of the expected kind of
+    /// IDX file (for instance, a labels file given where images belong).
+    #[error(
+        "{}: bad magic number {found:#010x} ({}), expected {expected:#010x} ({})",
+        path.display(), magic_name(*found), magic_name(*expected)
+    )]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The magic number this reader accepts.
+        expected: u32,
+        /// The magic number the file starts with.
+        found: u32,
+    },
+
+    /// The header states dimensions that no image file can have: zero rows or
+    /// columns, or a total size that does not fit in memory.
+    #[error(
+        "{}: invalid image dimensions in the IDX header: {count} images of {rows}x{cols} pixels \
+         (rows and columns must be positive and the total size must be addressable)",
+        path.display()
+    )]
+    BadDimensions {
+        /// The file.
+        path: PathBuf,
+        /// The number of images the header states.
+        count: u32,
+        /// The number of rows per image the header states.
+        rows: u32,
+        /// The number of columns per image the header states.
+        cols: u32,
+    },
+
+    /// The file (after decompression, if gzip) is shorter than its header, or
+    /// than the header plus the payload the header states.
+    #[error(
+        "{}: truncated IDX data: expected {expected_bytes} bytes (header and payload), found only {found_bytes}",
+        path.display()
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// The number of bytes the header (or the header's own size) calls for.
+        expected_bytes: u64,
+        /// The number of bytes the file actually holds.
+        found_bytes: u64,
+    },
+
+    /// The file (after decompression, if gzip) continues past the payload its
+    /// header states, so the header and the data disagree.
+    #[error(
+        "{}: unexpected bytes after the IDX data: the header calls for exactly {expected_bytes} bytes, \
+         but the file holds more",
+        path.display()
+    )]
+    TrailingBytes {
+        /// The file.
+        path: PathBuf,
+        /// The number of bytes the header calls for.
+        expected_bytes: u64,
+    },
+
+    /// An images file and its labels file disagree on the number of examples.
+    #[error(
+        "{} holds {images} images but {} holds {labels} labels; the counts must agree",
+        images_path.display(), labels_path.display()
+    )]
+    CountMismatch {
+        /// The images file.
+        images_path: PathBuf,
+        /// The labels file.
+        labels_path: PathBuf,
+        /// The number of images.
+        images: usize,
+        /// The number of labels.
+        labels: usize,
+    },
+
+    /// A label in a labels file is not below the number of classes.
+    #[error(
+        "{}: label {label} at index {index} is out of range, expected a class below {n_classes}",
+        path.display()
+    )]
+    LabelOutOfRange {
+        /// The labels file.
+        path: PathBuf,
+        /// The position of the first offending label.
+        index: usize,
+        /// The offending label.
+        label: u8,
+        /// The number of classes; labels must lie in `0..n_classes`.
+        n_classes: usize,
+    },
+
+    /// The training and test images have different sizes.
+    #[error(
+        "{} holds images of {}x{} pixels but {} holds images of {}x{}; train and test must agree",
+        train_path.display(), train_shape.0, train_shape.1, test_path.display(), test_shape.0, test_shape.1
+    )]
+    ShapeMismatch {
+        /// The training images file.
+        train_path: PathBuf,
+        /// The test images file.
+        test_path: PathBuf,
+        /// `(rows, cols)` of the training images.
+        train_shape: (usize, usize),
+        /// `(rows, cols)` of the test images.
+        test_shape: (usize, usize),
+    },
+
+    /// One of the standard data files is not in the data directory under any
+    /// accepted spelling.
+    #[error(
+        "{}: no file {name} in this directory (tried {})",
+        dir.display(), display_list(tried)
+    )]
+    MissingFile {
+        /// The data directory.
+        dir: PathBuf,
+        /// The standard name of the missing file, such as `train-images-idx3-ubyte`.
+        name: String,
+        /// Every path that was looked for, in order.
+        tried: Vec<PathBuf>,
+    },
+
+    /// The data directory does not exist.
+    #[error("data directory {} does not exist", path.display())]
+    MissingDirectory {
+        /// The path given as the data directory.
+        path: PathBuf,
+    },
+
+    /// The path given as the data directory exists but is not a directory.
+    #[error("{} is not a directory, expected a directory holding the data files", path.display())]
+    NotADirectory {
+        /// The path given as the data directory.
+        path: PathBuf,
+    },
+
+    /// In-memory data handed to [`Dataset::new`](crate::Dataset::new) has an
+    /// impossible shape: zero rows or columns, or a class count outside
+    /// `1..=256`, or more examples than a `u32` index can name.
+    #[error(
+        "invalid dataset shape: {n_examples} examples of {rows}x{cols} pixels with {n_classes} classes \
+         (rows and columns must be positive, classes between 1 and 256, examples at most 2^32 - 1)"
+    )]
+    InvalidShape {
+        /// The number of examples (labels) given.
+        n_examples: usize,
+        /// Rows per image.
+        rows: usize,
+        /// Columns per image.
+        cols: usize,
+        /// The number of classes.
+        n_classes: usize,
+    },
+
+    /// In-memory data handed to [`Dataset::new`](crate::Dataset::new) has a
+    /// pixel buffer whose length is not `labels * rows * cols`.
+    #[error(
+        "pixel buffer holds {n_pixels} bytes, expected {n_labels} images of {rows}x{cols} = {} bytes",
+        n_labels.saturating_mul(rows.saturating_mul(*cols))
+    )]
+    PixelCountMismatch {
+        /// The length of the pixel buffer.
+        n_pixels: usize,
+        /// The number of labels, hence of images expected.
+        n_labels: usize,
+        /// Rows per image.
+        rows: usize,
+        /// Columns per image.
+        cols: usize,
+    },
+
+    /// In-memory data handed to [`Dataset::new`](crate::Dataset::new) has a
+    /// label that is not below the number of classes.
+    #[error("label {label} at index {index} is out of range, expected a class below {n_classes}")]
+    InvalidLabel {
+        /// The position of the first offending label.
+        index: usize,
+        /// The offending label.
+        label: u8,
+        /// The number of classes.
+        n_classes: usize,
+    },
+}
+
+/// What kind of IDX file a magic number announces, for messages.
+fn magic_name(magic: u32) -> &'static str {
+    match magic {
+        IMAGES_MAGIC => "IDX images",
+        LABELS_MAGIC => "IDX labels",
+        _ if magic >> 16 == 0 => "another IDX type",
+        _ => "not an IDX file",
+    }
+}
+
+/// `a, b, c` for a list of paths.
+fn display_list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_magic_message_names_file_and_both_kinds() {
+        let err = DataError::BadMagic {
+            path: "train-images-idx3-ubyte.gz".into(),
+            expected: IMAGES_MAGIC,
+            found: LABELS_MAGIC,
+        };
+        assert_eq!(
+            err.to_string(),
+            "train-images-idx3-ubyte.gz: bad magic number 0x00000801 (IDX labels), expected 0x00000803 (IDX images)"
+        );
+        let err = DataError::BadMagic {
+            path: "x".into(),
+            expected: LABELS_MAGIC,
+            found: 0x1234_5678,
+        };
+        assert!(err.to_string().contains("0x12345678 (not an IDX file)"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_message_lists_every_spelling_tried() {
+        let err = DataError::MissingFile {
+            dir: "/data".into(),
+            name: "t10k-labels-idx1-ubyte".into(),
+            tried: vec!["/data/a".into(), "/data/b.gz".into()],
+        };
+        assert_eq!(
+            err.to_string(),
+            "/data: no file t10k-labels-idx1-ubyte in this directory (tried /data/a, /data/b.gz)"
+        );
+    }
+}

@@ -1,0 +1,637 @@
+//! Reading and writing IDX files of `u8` images and labels, raw or gzip.
+//!
+//! An IDX images file is the magic number `0x00000803`, then the image count,
+//! rows and columns as big-endian `u32`s, then `count * rows * cols` pixel
+//! bytes. A labels file is `0x00000801`, the count, then `count` label bytes.
+//!
+//! Whether a file is gzip-compressed is decided by its first two bytes
+//! (`1f 8b`), never by its name. The payload is read through a reader capped
+//! at the size the header states plus one byte, so a lying header cannot make
+//! the reader allocate more than the file holds, and a longer payload is
+//! detected without reading it all.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+
+use crate::error::{DataError, Result};
+
+/// The magic number of an IDX file of `u8` images (three dimensions).
+pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// The magic number of an IDX file of `u8` labels (one dimension).
+pub const LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// The first two bytes of every gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The largest expansion ratio deflate can achieve, bounding how much a gzip
+/// stream of a given size can decompress to (used only to cap preallocation).
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// The images of an IDX images file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdxImages {
+    /// The number of images.
+    pub count: usize,
+    /// Rows per image.
+    pub rows: usize,
+    /// Columns per image.
+    pub cols: usize,
+    /// `count * rows * cols` pixels, image after image, each row-major.
+    pub pixels: Vec<u8>,
+}
+
+/// The labels of an IDX labels file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdxLabels {
+    /// One label per example.
+    pub labels: Vec<u8>,
+}
+
+/// How [`write_images`] and [`write_labels`] store a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Plain IDX bytes.
+    Raw,
+    /// IDX bytes in a gzip stream, as the MNIST files are distributed.
+    Gzip,
+}
+
+/// Reads an IDX images file, raw or gzip (decided by content).
+///
+/// # Errors
+/// [`DataError::Io`] if the file cannot be read, [`DataError::CorruptGzip`],
+/// [`DataError::Empty`], [`DataError::BadMagic`], [`DataError::BadDimensions`],
+/// [`DataError::Truncated`] or [`DataError::TrailingBytes`] if its content is
+/// not a well-formed IDX images file.
+pub fn read_images(path: &Path) -> Result<IdxImages> {
+    let (dims, pixels) = read_file(path, Kind::Images)?;
+    Ok(IdxImages {
+        count: dims.count,
+        rows: dims.rows,
+        cols: dims.cols,
+        pixels,
+    })
+}
+
+/// Reads an IDX labels file, raw or gzip (decided by content).
+///
+/// # Errors
+/// As for [`read_images`], except that there are no dimensions to reject.
+pub fn read_labels(path: &Path) -> Result<IdxLabels> {
+    let (_, labels) = read_file(path, Kind::Labels)?;
+    Ok(IdxLabels { labels })
+}
+
+/// Parses the bytes of an IDX images file, raw or gzip (decided by content);
+/// `path` only names the data in errors.
+///
+/// # Errors
+/// As for [`read_images`], except [`DataError::Io`].
+pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
+    let (dims, pixels) = decode(bytes, path, Kind::Images, bytes.len() as u64)?;
+    Ok(IdxImages {
+        count: dims.count,
+        rows: dims.rows,
+        cols: dims.cols,
+        pixels,
+    })
+}
+
+/// Parses the bytes of an IDX labels file, raw or gzip (decided by content);
+/// `path` only names the data in errors.
+///
+/// # Errors
+/// As for [`read_labels`], except [`DataError::Io`].
+pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<IdxLabels> {
+    let (_, labels) = decode(bytes, path, Kind::Labels, bytes.len() as u64)?;
+    Ok(IdxLabels { labels })
+}
+
+/// The raw IDX bytes of images of `rows x cols` pixels, `pixels.len() / (rows * cols)` of them.
+///
+/// # Panics
+/// If `rows` or `cols` is zero, if `pixels.len()` is not a multiple of
+/// `rows * cols`, or if a dimension exceeds `u32::MAX`.
+#[track_caller]
+pub fn encode_images(rows: usize, cols: usize, pixels: &[u8]) -> Vec<u8> {
+    assert!(
+        rows > 0 && cols > 0,
+        "encode_images: image size {rows}x{cols} must be positive"
+    );
+    let per_image = rows * cols;
+    assert!(
+        pixels.len() % per_image == 0,
+        "encode_images: {} pixels is not a whole number of {rows}x{cols} images",
+        pixels.len()
+    );
+    let mut out = Vec::with_capacity(16 + pixels.len());
+    out.extend_from_slice(&IMAGES_MAGIC.to_be_bytes());
+    for dim in [pixels.len() / per_image, rows, cols] {
+        let dim = u32::try_from(dim).unwrap_or_else(|_| panic!("encode_images: dimension {dim} exceeds u32::MAX"));
+        out.extend_from_slice(&dim.to_be_bytes());
+    }
+    out.extend_from_slice(pixels);
+    out
+}
+
+/// The raw IDX bytes of `labels`.
+///
+/// # Panics
+/// If there are more than `u32::MAX` labels.
+#[track_caller]
+pub fn encode_labels(labels: &[u8]) -> Vec<u8> {
+    let count = u32::try_from(labels.len()).expect("encode_labels: more than u32::MAX labels");
+    let mut out = Vec::with_capacity(8 + labels.len());
+    out.extend_from_slice(&LABELS_MAGIC.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(labels);
+    out
+}
+
+/// Writes an IDX images file (see [`encode_images`]), raw or gzip.
+///
+/// # Errors
+/// [`DataError::Io`] if the file cannot be written.
+///
+/// # Panics
+/// As for [`encode_images`].
+#[track_caller]
+pub fn write_images(path: &Path, rows: usize, cols: usize, pixels: &[u8], encoding: Encoding) -> Result<()> {
+    write_bytes(path, &encode_images(rows, cols, pixels), encoding)
+}
+
+/// Writes an IDX labels file (see [`encode_labels`]), raw or gzip.
+///
+/// # Errors
+/// [`DataError::Io`] if the file cannot be written.
+///
+/// # Panics
+/// As for [`encode_labels`].
+#[track_caller]
+pub fn write_labels(path: &Path, labels: &[u8], encoding: Encoding) -> Result<()> {
+    write_bytes(path, &encode_labels(labels), encoding)
+}
+
+fn write_bytes(path: &Path, bytes: &[u8], encoding: Encoding) -> Result<()> {
+    let write = || -> io::Result<()> {
+        let file = File::create(path)?;
+        match encoding {
+            Encoding::Raw => {
+                let mut file = file;
+                file.write_all(bytes)?;
+                file.sync_all()
+            }
+            Encoding::Gzip => {
+                let mut encoder = GzEncoder::new(file, Compression::default());
+                encoder.write_all(bytes)?;
+                encoder.finish()?.sync_all()
+            }
+        }
+    };
+    write().map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Which of the two IDX file kinds is expected.
+#[derive(Clone, Copy)]
+enum Kind {
+    Images,
+    Labels,
+}
+
+impl Kind {
+    fn magic(self) -> u32 {
+        match self {
+            Kind::Images => IMAGES_MAGIC,
+            Kind::Labels => LABELS_MAGIC,
+        }
+    }
+
+    fn header_len(self) -> usize {
+        match self {
+            Kind::Images => 16,
+            Kind::Labels => 8,
+        }
+    }
+}
+
+/// The sizes a header states (`rows` and `cols` are 1 for labels).
+struct Dims {
+    count: usize,
+    rows: usize,
+    cols: usize,
+    payload_len: usize,
+}
+
+fn read_file(path: &Path, kind: Kind) -> Result<(Dims, Vec<u8>)> {
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let file_len = file.metadata().map_err(io_err)?.len();
+    decode(file, path, kind, file_len)
+}
+
+/// Detects gzip by content, then reads and validates one IDX file from
+/// `source`, which holds at most `source_len` bytes (used to cap allocation).
+fn decode(mut source: impl Read, path: &Path, kind: Kind, source_len: u64) -> Result<(Dims, Vec<u8>)> {
+    let mut prefix = [0u8; 2];
+    let n = read_full(&mut source, &mut prefix).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let source = (&prefix[..n]).chain(source);
+    if prefix[..n] == GZIP_MAGIC {
+        let bound = source_len.saturating_mul(MAX_DEFLATE_RATIO);
+        read_idx(MultiGzDecoder::new(source), path, kind, bound, true)
+    } else {
+        read_idx(source, path, kind, source_len, false)
+    }
+}
+
+/// Reads the header, validates it, then reads exactly the stated payload
+/// (plus one byte, to detect trailing data). `max_len` bounds the total
+/// number of bytes `reader` can yield; `gzip` selects the error for a failed
+/// read.
+fn read_idx(mut reader: impl Read, path: &Path, kind: Kind, max_len: u64, gzip: bool) -> Result<(Dims, Vec<u8>)> {
+    let read_err = |source| {
+        let path = path.to_path_buf();
+        if gzip {
+            DataError::CorruptGzip { path, source }
+        } else {
+            DataError::Io { path, source }
+        }
+    };
+    let header_len = kind.header_len();
+    let mut header = [0u8; 16];
+    let header = &mut header[..header_len];
+    let n = read_full(&mut reader, header).map_err(read_err)?;
+    if n == 0 {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    if n >= 4 {
+        let found = be_u32(header, 0);
+        if found != kind.magic() {
+            return Err(DataError::BadMagic {
+                path: path.to_path_buf(),
+                expected: kind.magic(),
+                found,
+            });
+        }
+    }
+    if n < header_len {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            expected_bytes: header_len as u64,
+            found_bytes: n as u64,
+        });
+    }
+    let dims = parse_dims(header, kind, path)?;
+
+    let payload_len = dims.payload_len as u64;
+    let expected_bytes = header_len as u64 + payload_len;
+    // `payload_len + 1` cannot overflow: `parse_dims` keeps it below isize::MAX.
+    let capacity = (payload_len + 1).min(max_len.saturating_sub(header_len as u64));
+    let mut payload = Vec::with_capacity(usize::try_from(capacity).unwrap_or(dims.payload_len));
+    reader
+        .take(payload_len + 1)
+        .read_to_end(&mut payload)
+        .map_err(read_err)?;
+    let found = payload.len() as u64;
+    if found < payload_len {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            expected_bytes,
+            found_bytes: header_len as u64 + found,
+        });
+    }
+    if found > payload_len {
+        return Err(DataError::TrailingBytes {
+            path: path.to_path_buf(),
+            expected_bytes,
+        });
+    }
+    Ok((dims, payload))
+}
+
+/// Validates the sizes in a complete header whose magic is already checked.
+fn parse_dims(header: &[u8], kind: Kind, path: &Path) -> Result<Dims> {
+    let count = be_u32(header, 4);
+    match kind {
+        Kind::Labels => Ok(Dims {
+            count: count as usize,
+            rows: 1,
+            cols: 1,
+            payload_len: count as usize,
+        }),
+        Kind::Images => {
+            let (rows, cols) = (be_u32(header, 8), be_u32(header, 12));
+            let payload_len = u64::from(count)
+                .checked_mul(u64::from(rows))
+                .and_then(|n| n.checked_mul(u64::from(cols)))
+                .filter(|&n| n < isize::MAX as u64)
+                .and_then(|n| usize::try_from(n).ok());
+            match payload_len {
+                Some(payload_len) if rows > 0 && cols > 0 => Ok(Dims {
+                    count: count as usize,
+                    rows: rows as usize,
+                    cols: cols as usize,
+                    payload_len,
+                }),
+                _ => Err(DataError::BadDimensions {
+                    path: path.to_path_buf(),
+                    count,
+                    rows,
+                    cols,
+                }),
+            }
+        }
+    }
+}
+
+fn be_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// Writes `bytes` to `name` in a fresh temporary directory.
+    fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        (dir, path)
+    }
+
+    fn assert_names(err: &DataError, name: &str) {
+        assert!(err.to_string().contains(name), "message does not name {name}: {err}");
+    }
+
+    fn ten_images() -> Vec<u8> {
+        encode_images(2, 3, &(0..60).collect::<Vec<u8>>())
+    }
+
+    #[test]
+    fn empty_file_is_rejected_by_both_readers() {
+        let (_dir, path) = temp_file("train-images-idx3-ubyte", b"");
+        let err = read_images(&path).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+        assert_names(&err, "train-images-idx3-ubyte");
+        let err = read_labels(&path).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+        // A gzip stream of nothing is empty too.
+        let err = parse_labels(&gzip(b""), Path::new("labels.gz")).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn truncated_payload_reports_expected_and_found_sizes() {
+        // The header says 10 images of 2x3; keep 9.5 of them.
+        let bytes = ten_images();
+        let cut = &bytes[..16 + 57];
+        for (name, data) in [("imgs", cut.to_vec()), ("imgs.gz", gzip(cut))] {
+            let (_dir, path) = temp_file(name, &data);
+            let err = read_images(&path).unwrap_err();
+            match &err {
+                DataError::Truncated {
+                    expected_bytes,
+                    found_bytes,
+                    ..
+                } => {
+                    assert_eq!((*expected_bytes, *found_bytes), (76, 73));
+                }
+                other => panic!("expected Truncated, got {other:?}"),
+            }
+            assert_names(&err, name);
+        }
+    }
+
+    #[test]
+    fn truncated_header_is_rejected() {
+        let bytes = ten_images();
+        let (_dir, path) = temp_file("short-header", &bytes[..10]);
+        let err = read_images(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::Truncated {
+                    expected_bytes: 16,
+                    found_bytes: 10,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_names(&err, "short-header");
+        // Too short even for the magic number.
+        let err = parse_labels(&[0, 0], Path::new("tiny")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::Truncated {
+                    expected_bytes: 8,
+                    found_bytes: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = encode_labels(&[1, 2, 3]);
+        bytes.extend_from_slice(&[0; 1000]);
+        for (name, data) in [("labels", bytes.clone()), ("labels.gz", gzip(&bytes))] {
+            let (_dir, path) = temp_file(name, &data);
+            let err = read_labels(&path).unwrap_err();
+            assert!(
+                matches!(err, DataError::TrailingBytes { expected_bytes: 11, .. }),
+                "{err:?}"
+            );
+            assert_names(&err, name);
+        }
+    }
+
+    #[test]
+    fn labels_file_given_as_images_is_bad_magic() {
+        let (_dir, path) = temp_file("train-labels-idx1-ubyte", &encode_labels(&[1, 2, 3, 4, 5, 6, 7, 8, 9]));
+        let err = read_images(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::BadMagic {
+                    expected: IMAGES_MAGIC,
+                    found: LABELS_MAGIC,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_names(&err, "train-labels-idx1-ubyte");
+        let (_dir, path) = temp_file("imgs", &ten_images());
+        let err = read_labels(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::BadMagic {
+                    expected: LABELS_MAGIC,
+                    found: IMAGES_MAGIC,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn zero_or_huge_dimensions_are_rejected_without_allocating() {
+        let mut zero_rows = ten_images();
+        zero_rows[8..12].copy_from_slice(&0u32.to_be_bytes());
+        let err = parse_images(&zero_rows, Path::new("zero-rows")).unwrap_err();
+        assert!(matches!(err, DataError::BadDimensions { rows: 0, .. }), "{err:?}");
+        assert_names(&err, "zero-rows");
+
+        // u32::MAX^3 overflows u64.
+        let mut huge = ten_images();
+        huge[4..16].copy_from_slice(&[0xff; 12]);
+        let err = parse_images(&huge, Path::new("huge")).unwrap_err();
+        assert!(matches!(err, DataError::BadDimensions { .. }), "{err:?}");
+
+        // A lying header within range: reports truncation, reading only what is there.
+        let mut liar = ten_images();
+        liar[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        let err = parse_images(&gzip(&liar), Path::new("liar.gz")).unwrap_err();
+        match err {
+            DataError::Truncated {
+                expected_bytes,
+                found_bytes,
+                ..
+            } => {
+                assert_eq!(expected_bytes, 16 + u64::from(u32::MAX) * 6);
+                assert_eq!(found_bytes, 76);
+            }
+            other => panic!("expected Truncated, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn corrupt_gzip_stream_is_reported_as_such() {
+        let good = gzip(&ten_images());
+        // A valid gzip header followed by garbage deflate data.
+        let mut garbage = good[..10].to_vec();
+        garbage.extend_from_slice(&[0xff; 64]);
+        // A deflate stream cut short.
+        let cut = good[..good.len() / 2].to_vec();
+        // A damaged CRC in the trailer.
+        let mut bad_crc = good.clone();
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 1;
+        for (name, data) in [("garbage.gz", garbage), ("cut.gz", cut), ("crc.gz", bad_crc)] {
+            let (_dir, path) = temp_file(name, &data);
+            let err = read_images(&path).unwrap_err();
+            assert!(matches!(err, DataError::CorruptGzip { .. }), "{name}: {err:?}");
+            assert_names(&err, name);
+            assert!(err.to_string().contains("corrupt gzip stream"), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_io_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nowhere-idx1-ubyte");
+        let err = read_labels(&path).unwrap_err();
+        assert!(
+            matches!(&err, DataError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        assert_names(&err, "nowhere-idx1-ubyte");
+    }
+
+    #[test]
+    fn encoding_is_detected_by_content_not_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw_named_gz = dir.path().join("raw.gz");
+        let gzip_named_raw = dir.path().join("gzip-idx3-ubyte");
+        let pixels: Vec<u8> = (0..=255).collect();
+        write_images(&raw_named_gz, 4, 4, &pixels, Encoding::Raw).unwrap();
+        write_images(&gzip_named_raw, 4, 4, &pixels, Encoding::Gzip).unwrap();
+        assert_eq!(std::fs::read(&gzip_named_raw).unwrap()[..2], GZIP_MAGIC);
+        for path in [raw_named_gz, gzip_named_raw] {
+            let images = read_images(&path).unwrap();
+            assert_eq!((images.count, images.rows, images.cols), (16, 4, 4));
+            assert_eq!(images.pixels, pixels);
+        }
+    }
+
+    #[test]
+    fn concatenated_gzip_members_are_read_whole() {
+        let bytes = encode_labels(&[3, 1, 4, 1, 5]);
+        let mut data = gzip(&bytes[..6]);
+        data.extend_from_slice(&gzip(&bytes[6..]));
+        assert_eq!(
+            parse_labels(&data, Path::new("multi.gz")).unwrap().labels,
+            [3, 1, 4, 1, 5]
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn write_then_read_round_trips(
+            count in 0usize..6,
+            rows in 1usize..6,
+            cols in 1usize..6,
+            gz in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let mut rng = backprop_tensor::Rng::seed_from_u64(seed);
+            let pixels: Vec<u8> = (0..count * rows * cols).map(|_| rng.next_u64() as u8).collect();
+            let labels: Vec<u8> = (0..count).map(|_| rng.below(10) as u8).collect();
+            let encoding = if gz { Encoding::Gzip } else { Encoding::Raw };
+            let dir = tempfile::tempdir().unwrap();
+            let (ip, lp) = (dir.path().join("images"), dir.path().join("labels"));
+            write_images(&ip, rows, cols, &pixels, encoding).unwrap();
+            write_labels(&lp, &labels, encoding).unwrap();
+            let images = read_images(&ip).unwrap();
+            prop_assert_eq!(images, IdxImages { count, rows, cols, pixels });
+            prop_assert_eq!(read_labels(&lp).unwrap().labels, labels);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! MNIST-style data sets for backprop: validated IDX loading, compact
+//! storage, and seeded shuffled mini-batches.
+//!
+//! - [`load_dir`] finds the four standard files of a directory (either
+//!   spelling, raw or gzipped, detected by content) and returns a
+//!   [`TrainTest`] pair of [`Dataset`]s after checking that counts, image
+//!   shapes and labels agree;
+//! - [`read_images`], [`read_labels`] (and [`parse_images`], [`parse_labels`]
+//!   for bytes in memory) read single IDX files, and [`write_images`],
+//!   [`write_labels`] write them, for tests and tools;
+//! - [`Dataset`] keeps pixels and labels as bytes and converts a batch of
+//!   rows to `[0, 1]` floats with [`Dataset::gather_into`];
+//! - [`Batcher`] reshuffles the example order each epoch with a seeded
+//!   [`backprop_tensor::Rng`] and gathers batches into buffers it reuses, so
+//!   training allocates nothing per step and resumes exactly from the rng
+//!   state.
+//!
+//! Every failure is a [`DataError`] whose message names the file and says
+//! what was expected and what was found.
+#![deny(missing_docs)]
+
+mod batch;
+mod dataset;
+mod error;
+mod idx;
+mod mnist;
+
+pub use batch::Batcher;
+pub use dataset::{Dataset, pixel_to_f32};
+pub use error::{DataError, Result};
+pub use idx::{
+    Encoding, IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, encode_images, encode_labels, parse_images,
+    parse_labels, read_images, read_labels, write_images, write_labels,
+};
+pub use mnist::{
+    FILES, MNIST_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, TrainTest, candidates, find_file,
+    load_dir, load_dir_with_classes,
+};

@@ -1,0 +1,93 @@
+//! Softmax and cross-entropy, fused (E2 output, the loss, and BP1).
+//!
+//! The loss is computed through log-softmax, `log P[i, j] = (z_ij - m_i) -
+//! ln sum_k exp(z_ik - m_i)` with `m_i` the row maximum, so `log(0)` cannot
+//! occur: a confident wrong prediction costs a large but finite loss. The
+//! gradient with respect to the logits is the well-known `(P - Y) / B`, which
+//! is why the softmax Jacobian never has to be formed.
+
+use ndarray::{ArrayView2, ArrayViewMut2, Zip};
+
+/// Mean cross-entropy of `softmax(z)` against `labels`, and BP1 into `delta`.
+///
+/// Returns `L = -(1/B) sum_i log P[i, y_i]` and writes
+/// `delta(L) = (P - Y) / B` (BP1), where `Y` is the one-hot encoding of
+/// `labels`.
+///
+/// # Shapes
+/// `z` and `delta: (B, n_classes)`, `labels: (B)`.
+///
+/// # Panics
+/// If the shapes disagree or a label is not below `n_classes`.
+#[track_caller]
+pub fn softmax_cross_entropy(z: ArrayView2<'_, f32>, labels: &[usize], mut delta: ArrayViewMut2<'_, f32>) -> f32 {
+    let (batch, n_classes) = z.dim();
+    assert!(
+        delta.dim() == z.dim() && labels.len() == batch,
+        "softmax_cross_entropy: z {:?}, delta {:?} and {} labels disagree",
+        z.dim(),
+        delta.dim(),
+        labels.len()
+    );
+    let inv_batch = 1.0 / batch as f32;
+    let mut loss_sum = 0.0f64;
+    Zip::from(z.rows())
+        .and(delta.rows_mut())
+        .and(labels)
+        .for_each(|z, mut delta, &y| {
+            assert!(
+                y < n_classes,
+                "softmax_cross_entropy: label {y} is not below {n_classes}"
+            );
+            let max = z.fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let mut sum = 0.0f32;
+            Zip::from(&mut delta).and(&z).for_each(|d, &z| {
+                *d = (z - max).exp();
+                sum += *d;
+            });
+            // -log P[i, y] = -(z_y - max - ln sum), never -log(0).
+            loss_sum += f64::from(sum.ln() - (z[y] - max));
+            let scale = inv_batch / sum;
+            delta.mapv_inplace(|e| e * scale);
+            delta[y] -= inv_batch;
+        });
+    (loss_sum / batch as f64) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, arr2};
+
+    #[test]
+    fn confident_wrong_prediction_has_finite_loss_and_gradient() {
+        let z = arr2(&[[1000.0f32, 0.0, -1000.0]]);
+        let mut delta = Array2::zeros((1, 3));
+        let loss = softmax_cross_entropy(z.view(), &[2], delta.view_mut());
+        assert!(loss.is_finite());
+        assert_eq!(loss, 2000.0);
+        assert!(delta.iter().all(|d| d.is_finite()));
+        assert_eq!(delta, arr2(&[[1.0, 0.0, -1.0]]));
+    }
+
+    #[test]
+    fn matches_definition_and_gradient_rows_sum_to_zero() {
+        let z = arr2(&[[0.5f32, -1.0, 2.0], [3.0, 3.0, 3.0]]);
+        let labels = [2, 0];
+        let mut delta = Array2::zeros((2, 3));
+        let loss = softmax_cross_entropy(z.view(), &labels, delta.view_mut());
+        let mut want = 0.0f64;
+        for (i, &y) in labels.iter().enumerate() {
+            let row: Vec<f64> = z.row(i).iter().map(|&v| f64::from(v)).collect();
+            let denom: f64 = row.iter().map(|v| v.exp()).sum();
+            want -= (row[y].exp() / denom).ln();
+            for j in 0..3 {
+                let p = row[j].exp() / denom;
+                let target = if j == y { 1.0 } else { 0.0 };
+                assert!((f64::from(delta[[i, j]]) - (p - target) / 2.0).abs() < 1e-6);
+            }
+            assert!(delta.row(i).sum().abs() < 1e-6);
+        }
+        assert!((f64::from(loss) - want / 2.0).abs() < 1e-6);
+    }
+}

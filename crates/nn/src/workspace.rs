@@ -1,0 +1,45 @@
+//! Every buffer a forward and backward pass needs, allocated once.
+
+use ndarray::Array2;
+
+/// Activations, pre-activations and deltas for every layer, sized for the
+/// largest batch; a smaller batch uses the first rows of each buffer.
+///
+/// Forward keeps exactly what backward needs: each layer's pre-activation `Z`
+/// (for the ReLU derivative) and each hidden layer's output `A` (the input of
+/// the next layer's BP4).
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    pub(crate) max_batch: usize,
+    /// `Z(l)`, `(max_batch, n_out(l))` for every layer.
+    pub(crate) z: Vec<Array2<f32>>,
+    /// `A(l) = relu(Z(l))`, `(max_batch, n_out(l))` for every hidden layer.
+    pub(crate) a: Vec<Array2<f32>>,
+    /// `delta(l)`, `(max_batch, n_out(l))` for every layer.
+    pub(crate) delta: Vec<Array2<f32>>,
+}
+
+impl Workspace {
+    /// Buffers for a network with these layer sizes and batches of up to
+    /// `max_batch` rows.
+    pub fn new(sizes: &[usize], max_batch: usize) -> Self {
+        let outs = &sizes[1.min(sizes.len())..];
+        let buffers = |n: &[usize]| n.iter().map(|&n| Array2::zeros((max_batch, n))).collect::<Vec<_>>();
+        Self {
+            max_batch,
+            z: buffers(outs),
+            a: buffers(&outs[..outs.len().saturating_sub(1)]),
+            delta: buffers(outs),
+        }
+    }
+
+    /// The largest batch these buffers hold.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// `true` when the buffers fit a network with these layer sizes.
+    pub(crate) fn fits(&self, sizes: &[usize]) -> bool {
+        self.z.len() + 1 == sizes.len() && self.z.iter().zip(&sizes[1..]).all(|(z, &n)| z.ncols() == n)
+    }
+}

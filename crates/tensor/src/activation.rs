@@ -1,0 +1,43 @@
+//! ReLU and its derivative (E2 forward, the `1[Z > 0]` factor of BP2).
+
+use ndarray::{ArrayView2, ArrayViewMut2, Zip};
+
+/// `a <- max(a, 0)` elementwise.
+pub fn relu_inplace(mut a: ArrayViewMut2<'_, f32>) {
+    a.mapv_inplace(|x| x.max(0.0));
+}
+
+/// `delta <- delta * 1[z > 0]`: the ReLU derivative evaluated at the
+/// pre-activation `z` of the same layer (never at another layer's).
+///
+/// # Panics
+/// If `delta` and `z` differ in shape.
+#[track_caller]
+pub fn relu_backward_inplace(delta: ArrayViewMut2<'_, f32>, z: ArrayView2<'_, f32>) {
+    assert_eq!(
+        delta.dim(),
+        z.dim(),
+        "relu_backward_inplace: delta and z must have the same shape"
+    );
+    Zip::from(delta).and(z).for_each(|d, &z| {
+        if z <= 0.0 {
+            *d = 0.0;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::arr2;
+
+    #[test]
+    fn relu_and_mask() {
+        let mut a = arr2(&[[-1.0f32, 0.0, 2.0]]);
+        relu_inplace(a.view_mut());
+        assert_eq!(a, arr2(&[[0.0, 0.0, 2.0]]));
+        let mut d = arr2(&[[5.0f32, 6.0, 7.0]]);
+        relu_backward_inplace(d.view_mut(), arr2(&[[-1.0f32, 0.0, 0.5]]).view());
+        assert_eq!(d, arr2(&[[0.0, 0.0, 7.0]]));
+    }
+}

@@ -1,0 +1,34 @@
+//! Dense `f32` kernels for the backprop workspace.
+//!
+//! Everything here writes into buffers the caller owns, so a training step can
+//! run without touching the heap:
+//!
+//! - [`gemm`]: `C <- alpha * A * B + beta * C` through `matrixmultiply`, where
+//!   `A` and `B` may be transposed stride views (`x.t()`) at no cost;
+//! - [`gemm_sparse_lhs`]: the same product for an `A` that is mostly zeros
+//!   (MNIST pixels), skipping the zero entries;
+//! - [`add_row_broadcast`], [`sum_rows_into`]: bias add and its adjoint;
+//! - [`relu_inplace`], [`relu_backward_inplace`]: ReLU and its derivative,
+//!   evaluated at the pre-activation;
+//! - [`softmax_rows`], [`log_softmax_rows`]: numerically stable row softmax;
+//! - [`argmax_rows`]: the predicted class of each row;
+//! - [`Rng`]: a seeded, portable, version-stable random number generator.
+//!
+//! Shape mismatches are programming errors: kernels panic with both shapes in
+//! the message (each documents this under `# Panics`).
+#![deny(missing_docs)]
+
+mod activation;
+mod gemm;
+mod reduce;
+mod rng;
+mod softmax;
+
+pub use activation::{relu_backward_inplace, relu_inplace};
+pub use gemm::{gemm, gemm_sparse_lhs, row_density};
+pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};
+pub use rng::{Rng, RngState};
+pub use softmax::{log_softmax_rows, softmax_rows};
+
+#[cfg(test)]
+mod naive;

@@ -1,0 +1,27 @@
+//! Reference implementations by plain loops, in f64, for the tests.
+
+use ndarray::{Array2, ArrayView2};
+
+/// `alpha * A * B + beta * C0` by the definition.
+pub(crate) fn gemm(
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c0: &Array2<f32>,
+) -> Array2<f32> {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    Array2::from_shape_fn((m, n), |(i, j)| {
+        let mut s = 0.0f64;
+        for p in 0..k {
+            s += a[[i, p]] as f64 * b[[p, j]] as f64;
+        }
+        let prev = if beta == 0.0 {
+            0.0
+        } else {
+            beta as f64 * c0[[i, j]] as f64
+        };
+        (alpha as f64 * s + prev) as f32
+    })
+}
