@@ -15,6 +15,9 @@
 //!   training allocates nothing per step and resumes exactly from the rng
 //!   state.
 //!
+//! - [`content_sha256`] identifies a file by the SHA-256 of its decompressed
+//!   content, which stays the same when a mirror recompresses it.
+//!
 //! Every failure is a [`DataError`] whose message names the file and says
 //! what was expected and what was found.
 #![deny(missing_docs)]
@@ -22,12 +25,14 @@
 mod batch;
 mod dataset;
 mod error;
+mod hash;
 mod idx;
 mod mnist;
 
 pub use batch::Batcher;
 pub use dataset::{Dataset, pixel_to_f32};
 pub use error::{DataError, Result};
+pub use hash::content_sha256;
 pub use idx::{
     Encoding, IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, encode_images, encode_labels, parse_images,
     parse_labels, read_images, read_labels, write_images, write_labels,
