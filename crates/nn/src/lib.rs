@@ -32,7 +32,7 @@ mod optim;
 mod train;
 mod workspace;
 
-pub use dense::{Dense, SPARSE_INPUT_DENSITY};
+pub use dense::{Dense, Input, SPARSE_INPUT_DENSITY};
 pub use error::{NnError, Result};
 pub use evaluate::{Evaluation, evaluate, evaluate_with};
 pub use init::he_normal;

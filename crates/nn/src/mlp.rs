@@ -2,6 +2,7 @@
 //! logits feed the fused softmax cross-entropy, and backpropagation through
 //! the whole chain.
 
+use crate::dense::{Input, SPARSE_INPUT_DENSITY};
 use crate::{Dense, NnError, Result, Workspace, softmax_cross_entropy};
 use backprop_tensor::{Rng, gemm, relu_backward_inplace};
 use ndarray::{Array1, Array2, ArrayView2, s};
@@ -149,14 +150,19 @@ impl Mlp {
             self.n_inputs()
         );
         let last = self.layers.len() - 1;
-        let density = Dense::density(x);
+        ws.input.fill(x);
+        ws.input_is_sparse = ws.input.density() < SPARSE_INPUT_DENSITY;
         for (l, layer) in self.layers.iter().enumerate() {
             let n_hidden = ws.a.len();
             let (done, rest) = ws.a.split_at_mut(l.min(n_hidden));
-            let a_prev = if l == 0 { x } else { done[l - 1].slice(s![..batch, ..]) };
+            let a_prev = match l {
+                0 if ws.input_is_sparse => Input::Sparse(&ws.input),
+                0 => Input::Dense(x),
+                _ => Input::Dense(done[l - 1].slice(s![..batch, ..])),
+            };
             let z = ws.z[l].slice_mut(s![..batch, ..]);
             let a = (l < last).then(|| rest[0].slice_mut(s![..batch, ..]));
-            layer.forward(a_prev, (l == 0).then_some(density), z, a);
+            layer.forward(a_prev, z, a);
         }
         ws.z[last].slice(s![..batch, ..])
     }
@@ -187,18 +193,16 @@ impl Mlp {
         self.forward(x, ws);
         let logits = ws.z[last].slice(s![..batch, ..]);
         let loss = softmax_cross_entropy(logits, labels, ws.delta[last].slice_mut(s![..batch, ..]));
-        let density = Dense::density(x);
         for l in (0..=last).rev() {
-            let a_prev = if l == 0 { x } else { ws.a[l - 1].slice(s![..batch, ..]) };
+            let a_prev = match l {
+                0 if ws.input_is_sparse => Input::Sparse(&ws.input),
+                0 => Input::Dense(x),
+                _ => Input::Dense(ws.a[l - 1].slice(s![..batch, ..])),
+            };
             let (below, here) = ws.delta.split_at_mut(l);
             let delta = here[0].slice(s![..batch, ..]);
-            Dense::backward(
-                a_prev,
-                (l == 0).then_some(density),
-                delta,
-                grads.dw[l].view_mut(),
-                grads.db[l].view_mut(),
-            );
+            // BP3 and BP4 for layer l.
+            Dense::backward(a_prev, delta, grads.dw[l].view_mut(), grads.db[l].view_mut());
             if l > 0 {
                 // BP2: delta(l-1) = (delta(l) W(l)^T) * 1[Z(l-1) > 0].
                 let mut delta_below = below[l - 1].slice_mut(s![..batch, ..]);

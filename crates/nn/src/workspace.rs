@@ -1,5 +1,6 @@
 //! Every buffer a forward and backward pass needs, allocated once.
 
+use backprop_tensor::SparseRows;
 use ndarray::Array2;
 
 /// Activations, pre-activations and deltas for every layer, sized for the
@@ -17,6 +18,10 @@ pub struct Workspace {
     pub(crate) a: Vec<Array2<f32>>,
     /// `delta(l)`, `(max_batch, n_out(l))` for every layer.
     pub(crate) delta: Vec<Array2<f32>>,
+    /// The network input, compressed, when it is sparse enough to pay.
+    pub(crate) input: SparseRows,
+    /// Whether `input` holds the current batch (else layer 0 reads `x` dense).
+    pub(crate) input_is_sparse: bool,
 }
 
 impl Workspace {
@@ -30,6 +35,8 @@ impl Workspace {
             z: buffers(outs),
             a: buffers(&outs[..outs.len().saturating_sub(1)]),
             delta: buffers(outs),
+            input: SparseRows::with_capacity(max_batch, sizes.first().copied().unwrap_or(0)),
+            input_is_sparse: false,
         }
     }
 

@@ -5,8 +5,8 @@
 //!
 //! - [`gemm`]: `C <- alpha * A * B + beta * C` through `matrixmultiply`, where
 //!   `A` and `B` may be transposed stride views (`x.t()`) at no cost;
-//! - [`gemm_sparse_lhs`]: the same product for an `A` that is mostly zeros
-//!   (MNIST pixels), skipping the zero entries;
+//! - [`sparse_gemm`]: the same product for a left operand that is mostly
+//!   zeros (MNIST pixels), stored once per batch as [`SparseRows`];
 //! - [`add_row_broadcast`], [`sum_rows_into`]: bias add and its adjoint;
 //! - [`relu_inplace`], [`relu_backward_inplace`]: ReLU and its derivative,
 //!   evaluated at the pre-activation;
@@ -23,12 +23,14 @@ mod gemm;
 mod reduce;
 mod rng;
 mod softmax;
+mod sparse;
 
 pub use activation::{relu_backward_inplace, relu_inplace};
-pub use gemm::{gemm, gemm_sparse_lhs, row_density};
+pub use gemm::gemm;
 pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};
 pub use rng::{Rng, RngState};
 pub use softmax::{log_softmax_rows, softmax_rows};
+pub use sparse::{Op, SparseRows, sparse_gemm};
 
 #[cfg(test)]
 mod naive;

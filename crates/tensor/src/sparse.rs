@@ -1,0 +1,423 @@
+//! Products with a mostly-zero left operand, stored compressed.
+//!
+//! An MNIST batch is about four fifths exact zeros, and two of a training
+//! step's products have the batch `X` on the left: the forward `Z = X W` and
+//! the weight gradient `dW = X^T delta` (BP4 for the first layer).
+//! [`SparseRows`] stores `X` once per batch in both compressed-row (CSR) and
+//! compressed-column (CSC) form, and [`sparse_gemm`] multiplies either `X` or
+//! `X^T` by a dense matrix doing work only for the non-zeros.
+//!
+//! Each output element is accumulated in registers over the non-zeros of its
+//! row of `op(X)` in increasing index order, then written once, so the result
+//! is independent of how rows of the output are split between threads.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// A compressed copy of a dense `(rows, cols)` matrix, in row-major (CSR) and
+/// column-major (CSC) order, in buffers reused from batch to batch.
+#[derive(Clone, Debug, Default)]
+pub struct SparseRows {
+    rows: usize,
+    cols: usize,
+    /// CSR: the non-zeros of row `i` are `row_idx/row_val[row_ptr[i]..row_ptr[i + 1]]`.
+    row_ptr: Vec<usize>,
+    row_idx: Vec<u32>,
+    row_val: Vec<f32>,
+    /// CSC: the non-zeros of column `j` are `col_idx/col_val[col_ptr[j]..col_ptr[j + 1]]`.
+    col_ptr: Vec<usize>,
+    col_idx: Vec<u32>,
+    col_val: Vec<f32>,
+    /// Number of non-zeros; the buffers are longer, sized for the largest
+    /// matrix seen, so compression can write without checking.
+    nnz: usize,
+}
+
+/// Which operand [`sparse_gemm`] multiplies: the stored matrix or its transpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `X` itself, `(rows, cols)`.
+    Plain,
+    /// `X^T`, `(cols, rows)`.
+    Transposed,
+}
+
+impl SparseRows {
+    /// Buffers for matrices of up to `max_rows` rows of `cols` columns; no
+    /// later [`SparseRows::fill`] within that size allocates.
+    pub fn with_capacity(max_rows: usize, cols: usize) -> Self {
+        let max_nnz = max_rows * cols;
+        Self {
+            rows: 0,
+            cols,
+            row_ptr: Vec::with_capacity(max_rows + 1),
+            row_idx: vec![0; max_nnz],
+            row_val: vec![0.0; max_nnz],
+            col_ptr: Vec::with_capacity(cols + 1),
+            col_idx: vec![0; max_nnz],
+            col_val: vec![0.0; max_nnz],
+            nnz: 0,
+        }
+    }
+
+    /// Replaces the contents with the non-zeros of `a`, growing the buffers
+    /// only if `a` is larger than any matrix before.
+    pub fn fill(&mut self, a: ArrayView2<'_, f32>) {
+        let (rows, cols) = a.dim();
+        let len = rows * cols;
+        for buffer in [&mut self.row_idx, &mut self.col_idx] {
+            if buffer.len() < len {
+                buffer.resize(len, 0);
+            }
+        }
+        for buffer in [&mut self.row_val, &mut self.col_val] {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+        }
+        self.rows = rows;
+        self.cols = cols;
+        self.row_ptr.clear();
+        self.row_ptr.push(0);
+        self.col_ptr.clear();
+        self.col_ptr.resize(cols + 1, 0);
+        let mut nnz = 0;
+        for row in a.rows() {
+            match row.as_slice() {
+                Some(row) => nnz = compress_row(row, &mut self.row_idx, &mut self.row_val, nnz),
+                None => nnz = compress_row(&row.to_vec(), &mut self.row_idx, &mut self.row_val, nnz),
+            }
+            self.row_ptr.push(nnz);
+        }
+        self.nnz = nnz;
+        for &j in &self.row_idx[..nnz] {
+            self.col_ptr[j as usize + 1] += 1;
+        }
+        for j in 0..cols {
+            self.col_ptr[j + 1] += self.col_ptr[j];
+        }
+        // Counting sort of the CSR entries by column: `cursor[j]` is where
+        // column j's next entry goes. Rows are visited in order, so rows stay
+        // ascending within each column.
+        let cursor = &mut self.col_ptr[..cols];
+        for i in 0..rows {
+            for e in self.row_ptr[i]..self.row_ptr[i + 1] {
+                let j = self.row_idx[e] as usize;
+                let dst = cursor[j];
+                self.col_idx[dst] = i as u32;
+                self.col_val[dst] = self.row_val[e];
+                cursor[j] += 1;
+            }
+        }
+        // Each cursor now sits at its column's end, the next column's start.
+        self.col_ptr.copy_within(0..cols, 1);
+        self.col_ptr[0] = 0;
+    }
+
+    /// `(rows, cols)` of the stored matrix.
+    pub fn dim(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Number of stored non-zeros.
+    pub fn nnz(&self) -> usize {
+        self.nnz
+    }
+
+    /// Fraction of entries that are non-zero, in `[0, 1]` (1 when empty).
+    pub fn density(&self) -> f32 {
+        let len = self.rows * self.cols;
+        if len == 0 { 1.0 } else { self.nnz() as f32 / len as f32 }
+    }
+
+    fn view(&self, op: Op) -> Compressed<'_> {
+        match op {
+            Op::Plain => Compressed {
+                ptr: &self.row_ptr,
+                idx: &self.row_idx,
+                val: &self.row_val,
+            },
+            Op::Transposed => Compressed {
+                ptr: &self.col_ptr,
+                idx: &self.col_idx,
+                val: &self.col_val,
+            },
+        }
+    }
+}
+
+/// Appends the non-zeros of `row` at `idx/val[nnz..]` and returns the new
+/// count. Runs of 16 zeros (image borders) are skipped with one vector
+/// test; inside other runs every entry is written and the count advances only
+/// past non-zeros, so the next entry overwrites a zero: no unpredictable
+/// branches.
+#[inline]
+fn compress_row(row: &[f32], idx: &mut [u32], val: &mut [f32], nnz: usize) -> usize {
+    const RUN: usize = 16;
+    let end = nnz + row.len();
+    let (idx, val) = (&mut idx[nnz..end], &mut val[nnz..end]);
+    let mut n = 0;
+    let mut push_run = |start: usize, run: &[f32]| {
+        for (k, &v) in run.iter().enumerate() {
+            idx[n] = (start + k) as u32;
+            val[n] = v;
+            n += usize::from(v != 0.0);
+        }
+    };
+    let runs = row.chunks_exact(RUN);
+    let tail = runs.remainder();
+    for (r, run) in runs.enumerate() {
+        // Any bit other than the sign set means non-zero (-0.0 is zero).
+        if run.iter().fold(0u32, |any, v| any | (v.to_bits() << 1)) != 0 {
+            push_run(r * RUN, run);
+        }
+    }
+    push_run(row.len() - tail.len(), tail);
+    nnz + n
+}
+
+/// One compressed orientation: row `i` of `op(X)` is `idx/val[ptr[i]..ptr[i+1]]`.
+#[derive(Clone, Copy)]
+struct Compressed<'a> {
+    ptr: &'a [usize],
+    idx: &'a [u32],
+    val: &'a [f32],
+}
+
+/// `C <- alpha * op(X) * B + beta * C` for a compressed `X`.
+///
+/// With `beta == 0`, `C` is overwritten without being read.
+///
+/// # Shapes
+/// `op(X): (m, k)`, `b: (k, n)`, `c: (m, n)`; rows of `b` and `c` must be
+/// contiguous.
+///
+/// # Panics
+/// If the shapes do not chain or rows of `b` or `c` are not contiguous.
+#[track_caller]
+pub fn sparse_gemm(
+    alpha: f32,
+    x: &SparseRows,
+    op: Op,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    let (m, k) = match op {
+        Op::Plain => x.dim(),
+        Op::Transposed => (x.cols, x.rows),
+    };
+    let n = b.ncols();
+    assert!(
+        b.nrows() == k && c.dim() == (m, n),
+        "sparse_gemm: shapes do not chain: op(X) {:?} * B {:?} -> C {:?}",
+        (m, k),
+        b.dim(),
+        c.dim()
+    );
+    assert!(
+        n <= 1 || (b.strides()[1] == 1 && c.strides()[1] == 1),
+        "sparse_gemm: rows of B and C must be contiguous"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let a = x.view(op);
+    let ldb = b.strides()[0];
+    let ldc = c.strides()[0];
+    let b_ptr = b.as_ptr();
+    let c_ptr = c.as_mut_ptr();
+    for i in 0..m {
+        let entries = a.ptr[i]..a.ptr[i + 1];
+        // SAFETY: row i < m of C holds n contiguous elements (checked above),
+        // and every index in `a.idx` is < k, a row of B holding n contiguous
+        // elements; `c` is borrowed mutably, so rows of C alias nothing.
+        unsafe {
+            let c_row = std::slice::from_raw_parts_mut(c_ptr.offset(i as isize * ldc), n);
+            let b_row = |p: u32| std::slice::from_raw_parts(b_ptr.offset(p as isize * ldb), n);
+            row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_row, beta, c_row);
+        }
+    }
+}
+
+/// Width of the register tile: 64 accumulators, eight AVX2 registers.
+const TILE: usize = 64;
+
+/// `c_row <- alpha * sum_e val[e] * B[idx[e], :] + beta * c_row`, dispatched
+/// once per row to the widest instruction set this CPU has.
+#[inline]
+fn row_kernel<'b>(
+    alpha: f32,
+    idx: &[u32],
+    val: &[f32],
+    b_row: impl Fn(u32) -> &'b [f32] + Copy,
+    beta: f32,
+    c_row: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2_fma() {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { row_kernel_avx2_fma(alpha, idx, val, b_row, beta, c_row) };
+            return;
+        }
+    }
+    row_kernel_body(alpha, idx, val, b_row, beta, c_row, |a, b, c| a * b + c);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_kernel_avx2_fma<'b>(
+    alpha: f32,
+    idx: &[u32],
+    val: &[f32],
+    b_row: impl Fn(u32) -> &'b [f32] + Copy,
+    beta: f32,
+    c_row: &mut [f32],
+) {
+    row_kernel_body(alpha, idx, val, b_row, beta, c_row, f32::mul_add);
+}
+
+#[inline(always)]
+fn row_kernel_body<'b>(
+    alpha: f32,
+    idx: &[u32],
+    val: &[f32],
+    b_row: impl Fn(u32) -> &'b [f32] + Copy,
+    beta: f32,
+    c_row: &mut [f32],
+    madd: impl Fn(f32, f32, f32) -> f32 + Copy,
+) {
+    let n = c_row.len();
+    let mut j0 = 0;
+    while j0 + TILE <= n {
+        tile::<TILE>(alpha, idx, val, b_row, beta, &mut c_row[j0..j0 + TILE], j0, madd);
+        j0 += TILE;
+    }
+    while j0 + 16 <= n {
+        tile::<16>(alpha, idx, val, b_row, beta, &mut c_row[j0..j0 + 16], j0, madd);
+        j0 += 16;
+    }
+    while j0 < n {
+        tile::<1>(alpha, idx, val, b_row, beta, &mut c_row[j0..j0 + 1], j0, madd);
+        j0 += 1;
+    }
+}
+
+/// One register tile of `W` columns `j0..j0 + W`: accumulate, then write once.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile<'b, const W: usize>(
+    alpha: f32,
+    idx: &[u32],
+    val: &[f32],
+    b_row: impl Fn(u32) -> &'b [f32],
+    beta: f32,
+    c: &mut [f32],
+    j0: usize,
+    madd: impl Fn(f32, f32, f32) -> f32,
+) {
+    let mut acc = [0.0f32; W];
+    for (&p, &v) in idx.iter().zip(val) {
+        let b: &[f32; W] = b_row(p)[j0..j0 + W].try_into().expect("tile width");
+        for t in 0..W {
+            acc[t] = madd(v, b[t], acc[t]);
+        }
+    }
+    let c: &mut [f32; W] = c.try_into().expect("tile width");
+    if beta == 0.0 {
+        for t in 0..W {
+            c[t] = alpha * acc[t];
+        }
+    } else {
+        for t in 0..W {
+            c[t] = madd(beta, c[t], alpha * acc[t]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naive;
+    use ndarray::Array2;
+    use proptest::prelude::*;
+
+    fn matrix(rows: usize, cols: usize, seed: u64, density: f64) -> Array2<f32> {
+        let mut rng = crate::Rng::seed_from_u64(seed);
+        Array2::from_shape_fn((rows, cols), |_| {
+            if rng.uniform_f64() < density {
+                rng.normal() as f32
+            } else {
+                0.0
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn matches_naive_gemm(m in 1usize..30, k in 1usize..40, n in 1usize..150, transposed: bool,
+                              density in 0.0f64..1.0, beta in prop::sample::select(vec![0.0f32, 1.0, -0.5]),
+                              seed: u64) {
+            let x = if transposed { matrix(k, m, seed, density) } else { matrix(m, k, seed, density) };
+            let mut sparse = SparseRows::with_capacity(x.nrows(), x.ncols());
+            sparse.fill(x.view());
+            let x_op = if transposed { x.t() } else { x.view() };
+            let b = matrix(k, n, seed ^ 1, 1.0);
+            let c0 = matrix(m, n, seed ^ 2, 1.0);
+            let mut c = c0.clone();
+            let op = if transposed { Op::Transposed } else { Op::Plain };
+            sparse_gemm(0.75, &sparse, op, b.view(), beta, &mut c.view_mut());
+            let want = naive::gemm(0.75, x_op, b.view(), beta, &c0);
+            for (got, want) in c.iter().zip(&want) {
+                prop_assert!((got - want).abs() <= 1e-5 * (k as f32 + 1.0) * (1.0 + want.abs()), "{} vs {}", got, want);
+            }
+            let nnz = x.iter().filter(|&&v| v != 0.0).count();
+            prop_assert_eq!(sparse.nnz(), nnz);
+            prop_assert!((sparse.density() - nnz as f32 / x.len() as f32).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn refill_with_fewer_rows_forgets_the_old_contents() {
+        let mut sparse = SparseRows::with_capacity(4, 3);
+        sparse.fill(matrix(4, 3, 1, 0.9).view());
+        let small = matrix(2, 3, 2, 0.5);
+        sparse.fill(small.view());
+        let b = Array2::eye(3);
+        let mut c = Array2::from_elem((2, 3), f32::NAN);
+        sparse_gemm(1.0, &sparse, Op::Plain, b.view(), 0.0, &mut c.view_mut());
+        assert_eq!(c, small);
+        let mut ct = Array2::from_elem((3, 2), f32::NAN);
+        sparse_gemm(
+            1.0,
+            &sparse,
+            Op::Transposed,
+            Array2::eye(2).view(),
+            0.0,
+            &mut ct.view_mut(),
+        );
+        assert_eq!(ct, small.t());
+    }
+
+    #[test]
+    fn all_zero_input_gives_zero_output() {
+        let mut sparse = SparseRows::with_capacity(3, 5);
+        sparse.fill(Array2::zeros((3, 5)).view());
+        assert_eq!(sparse.density(), 0.0);
+        let mut c = Array2::from_elem((5, 4), f32::NAN);
+        sparse_gemm(
+            1.0,
+            &sparse,
+            Op::Transposed,
+            matrix(3, 4, 9, 1.0).view(),
+            0.0,
+            &mut c.view_mut(),
+        );
+        assert!(c.iter().all(|&v| v == 0.0));
+    }
+}
