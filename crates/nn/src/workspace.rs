@@ -46,7 +46,7 @@ impl Workspace {
     }
 
     /// `true` when the buffers fit a network with these layer sizes.
-    pub(crate) fn fits(&self, sizes: &[usize]) -> bool {
-        self.z.len() + 1 == sizes.len() && self.z.iter().zip(&sizes[1..]).all(|(z, &n)| z.ncols() == n)
+    pub(crate) fn fits(&self, layers: &[crate::Dense]) -> bool {
+        self.z.len() == layers.len() && self.z.iter().zip(layers).all(|(z, l)| z.ncols() == l.n_out())
     }
 }
