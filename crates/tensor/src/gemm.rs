@@ -1,25 +1,61 @@
-//! Matrix products into caller-owned buffers: `C <- alpha * A * B + beta * C`.
+//! Dense matrix products into caller-owned buffers:
+//! `C <- alpha * A * B + beta * C`.
 //!
 //! `A` and `B` are any 2-D views, so `op(A) = A^T` is just `a.t()`: a stride
-//! view, never a copy. [`gemm`] hands the strides to `matrixmultiply`, which
-//! packs the operands into cache-sized panels itself. Products with a
-//! mostly-zero left operand are in [`crate::sparse_gemm`].
+//! view, never a copy. When the rows of `B` and `C` are contiguous (every
+//! product of a training step, given a transposed copy of the weights for
+//! BP2), a register-blocked kernel computes `C` in tiles of 4 rows by 16
+//! columns, with no heap allocation and optionally on several threads; other
+//! layouts, and products far larger than a training step's, go to
+//! `matrixmultiply`. Products with a mostly-zero left
+//! operand are in [`crate::sparse_gemm`].
 
+use crate::ThreadPool;
+use crate::pool::SharedMut;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-/// Dense GEMM: `C <- alpha * A * B + beta * C`.
+/// Dense GEMM on the calling thread: `C <- alpha * A * B + beta * C`.
 ///
 /// With `beta == 0` the old contents of `C` are never read, so `C` may hold
 /// garbage (even NaN) on entry.
 ///
 /// # Shapes
-/// `a: (m, k)`, `b: (k, n)`, `c: (m, n)`; any strides, including negative and
-/// transposed ones.
+/// `a: (m, k)`, `b: (k, n)`, `c: (m, n)`; any strides, including transposed
+/// ones.
 ///
 /// # Panics
 /// If the shapes do not chain, with all three shapes in the message.
 #[track_caller]
 pub fn gemm(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, c: &mut ArrayViewMut2<'_, f32>) {
+    gemm_impl(None, alpha, a, b, beta, c);
+}
+
+/// [`gemm`] with rows of `C` shared out between the threads of `pool`. The
+/// result is bit-identical to [`gemm`]'s whatever the number of threads.
+///
+/// # Panics
+/// As [`gemm`].
+#[track_caller]
+pub fn gemm_with(
+    pool: &ThreadPool,
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    gemm_impl(Some(pool), alpha, a, b, beta, c);
+}
+
+#[track_caller]
+fn gemm_impl(
+    pool: Option<&ThreadPool>,
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert!(
@@ -34,6 +70,15 @@ pub fn gemm(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f3
     }
     if k == 0 {
         scale(beta, c);
+        return;
+    }
+    let rows_contiguous = |strides: &[isize]| n == 1 || strides[1] == 1;
+    // The blocked kernel keeps a 16-column strip of B hot but does not tile
+    // for the caches beyond that: past about 2^25 multiply-adds (far above
+    // any product of a training step), matrixmultiply's packing wins.
+    let small = m * n * k < 1 << 25;
+    if small && rows_contiguous(b.strides()) && rows_contiguous(c.strides()) {
+        blocked(pool, alpha, a, b, beta, c);
         return;
     }
     let [rsa, csa] = strides(a.strides());
@@ -60,6 +105,261 @@ pub fn gemm(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f3
             rsc,
             csc,
         );
+    }
+}
+
+/// Rows of a register tile.
+const MR: usize = 4;
+/// Columns of a register tile: two AVX2 registers per row.
+const NR: usize = 16;
+/// Rows of `B` per pass; a partial-width strip of `KC x NR` is packed on the
+/// stack (16 KiB).
+const KC: usize = 256;
+
+/// The register-blocked kernel for `B` and `C` with contiguous rows.
+///
+/// Every element of `C` is a sum over `p` in increasing order, in chunks of
+/// [`KC`], each chunk summed in registers and then added to `C`; which thread
+/// computes it does not change the arithmetic.
+fn blocked(
+    pool: Option<&ThreadPool>,
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    blocked_on(pool, alpha, a, b, beta, c, blocked_rows);
+}
+
+/// [`blocked`] with the row kernel given, so tests can run the portable one
+/// on machines that have AVX2.
+fn blocked_on(
+    pool: Option<&ThreadPool>,
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+    rows: unsafe fn(&Operands, usize, usize),
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let operands = Operands {
+        a: a.as_ptr(),
+        rsa: a.strides()[0],
+        csa: a.strides()[1],
+        b: b.as_ptr(),
+        ldb: b.strides()[0],
+        c: SharedMut(c.as_mut_ptr()),
+        ldc: c.strides()[0],
+        k,
+        n,
+        alpha,
+        beta,
+    };
+    let n_tasks = pool.map_or(1, |p| 4 * p.n_threads()).min(m.div_ceil(MR));
+    let task = |t: usize| {
+        // Whole tiles of rows per task, split as evenly as possible.
+        let tiles = m.div_ceil(MR);
+        let (lo, hi) = (tiles * t / n_tasks * MR, (tiles * (t + 1) / n_tasks * MR).min(m));
+        // SAFETY: `operands` describes the live views checked by the caller;
+        // tasks write disjoint row ranges of C.
+        unsafe { rows(&operands, lo, hi) };
+    };
+    match pool {
+        Some(pool) if n_tasks > 1 => pool.run(n_tasks, &task),
+        _ => task(0),
+    }
+}
+
+/// Raw views of the operands of [`blocked`], shareable between tasks.
+struct Operands {
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    ldb: isize,
+    c: SharedMut<f32>,
+    ldc: isize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    beta: f32,
+}
+
+// SAFETY: `a` and `b` are only read, and tasks write disjoint rows of `c`.
+unsafe impl Sync for Operands {}
+
+/// Rows `lo..hi` of `C`, dispatched to AVX2+FMA when the CPU has it.
+///
+/// # Safety
+/// `o` must describe live, correctly shaped views, `lo <= hi <= o.m`, and no
+/// other thread may touch rows `lo..hi` of `C` meanwhile.
+unsafe fn blocked_rows(o: &Operands, lo: usize, hi: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::sparse::has_avx2_fma() {
+            // SAFETY: the CPU has the features; the rest is the caller's.
+            unsafe { blocked_rows_avx2_fma(o, lo, hi) };
+            return;
+        }
+    }
+    // SAFETY: the caller's guarantees.
+    unsafe { blocked_rows_body(o, lo, hi, tile_portable, |a, b, c| a * b + c) };
+}
+
+/// Rows `lo..hi` with the portable tile, whatever the CPU.
+///
+/// # Safety
+/// As [`blocked_rows`].
+#[cfg(test)]
+unsafe fn blocked_rows_portable(o: &Operands, lo: usize, hi: usize) {
+    // SAFETY: the caller's guarantees.
+    unsafe { blocked_rows_body(o, lo, hi, tile_portable, |a, b, c| a * b + c) };
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn blocked_rows_avx2_fma(o: &Operands, lo: usize, hi: usize) {
+    // SAFETY: the caller's guarantees; the tile kernel reads `depth` rows of
+    // NR floats from `b` (or the packed strip) and MR rows of `a`.
+    unsafe { blocked_rows_body(o, lo, hi, tile_avx2_fma, f32::mul_add) };
+}
+
+/// The operands of one `MR x NR` tile: `A` rows `i0..i0 + MR` from column
+/// `p0` (`a[r]` points at `A[i0 + r, p0]`, `csa` steps along a row) and `B`
+/// rows from `p0` (`b` points at `B[p0, j0]`, `ldb` steps between rows), over
+/// `depth` values of `p`.
+struct Tile {
+    a: [*const f32; MR],
+    csa: isize,
+    b: *const f32,
+    ldb: isize,
+    depth: usize,
+}
+
+/// `acc = sum_p a[r, p] * b[p, :]` for one tile, in eight AVX2 registers.
+///
+/// # Safety
+/// The pointers of `t` must be readable at every offset the loops use: `A`
+/// at `a[r] + p * csa` and `B` at `b + p * ldb + 0..NR` for `p < depth`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile_avx2_fma(t: &Tile, acc: &mut [[f32; NR]; MR]) {
+    use std::arch::x86_64::{
+        __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    let mut lo: [__m256; MR] = [_mm256_setzero_ps(); MR];
+    let mut hi: [__m256; MR] = [_mm256_setzero_ps(); MR];
+    let mut a = t.a;
+    let mut b = t.b;
+    for _ in 0..t.depth {
+        // SAFETY: the caller guarantees these reads.
+        unsafe {
+            let (b_lo, b_hi) = (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8)));
+            for r in 0..MR {
+                let a_rp = _mm256_set1_ps(*a[r]);
+                lo[r] = _mm256_fmadd_ps(a_rp, b_lo, lo[r]);
+                hi[r] = _mm256_fmadd_ps(a_rp, b_hi, hi[r]);
+                a[r] = a[r].offset(t.csa);
+            }
+            b = b.offset(t.ldb);
+        }
+    }
+    for r in 0..MR {
+        // SAFETY: each row of `acc` holds NR = 16 floats.
+        unsafe {
+            _mm256_storeu_ps(acc[r].as_mut_ptr(), lo[r]);
+            _mm256_storeu_ps(acc[r].as_mut_ptr().add(8), hi[r]);
+        }
+    }
+}
+
+/// The portable tile: the same sums as [`tile_avx2_fma`], without FMA.
+///
+/// # Safety
+/// As [`tile_avx2_fma`].
+unsafe fn tile_portable(t: &Tile, acc: &mut [[f32; NR]; MR]) {
+    *acc = [[0.0; NR]; MR];
+    for p in 0..t.depth {
+        // SAFETY: the caller guarantees these reads.
+        let b: &[f32; NR] = unsafe { &*(t.b.offset(p as isize * t.ldb) as *const [f32; NR]) };
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: as above.
+            let a_rp = unsafe { *t.a[r].offset(p as isize * t.csa) };
+            for (acc, &b) in acc.iter_mut().zip(b) {
+                *acc += a_rp * b;
+            }
+        }
+    }
+}
+
+type TileKernel = unsafe fn(&Tile, &mut [[f32; NR]; MR]);
+
+#[inline(always)]
+unsafe fn blocked_rows_body(
+    o: &Operands,
+    lo: usize,
+    hi: usize,
+    tile: TileKernel,
+    madd: impl Fn(f32, f32, f32) -> f32 + Copy,
+) {
+    let mut strip = [[0.0f32; NR]; KC];
+    for j0 in (0..o.n).step_by(NR) {
+        let width = NR.min(o.n - j0);
+        for p0 in (0..o.k).step_by(KC) {
+            let depth = KC.min(o.k - p0);
+            // SAFETY (whole block): indices stay within (m, k), (k, n) and
+            // (m, n) by the loop bounds; the caller guarantees the views.
+            let b_start = unsafe { o.b.offset(p0 as isize * o.ldb + j0 as isize) };
+            let (b, ldb) = if width == NR {
+                (b_start, o.ldb)
+            } else {
+                for (p, row) in strip[..depth].iter_mut().enumerate() {
+                    let src = unsafe { std::slice::from_raw_parts(b_start.offset(p as isize * o.ldb), width) };
+                    row[..width].copy_from_slice(src);
+                    row[width..].fill(0.0);
+                }
+                (strip.as_ptr().cast::<f32>(), NR as isize)
+            };
+            for i0 in (lo..hi).step_by(MR) {
+                let height = MR.min(hi - i0);
+                // Rows past the edge repeat the last real row; their sums
+                // are computed and dropped.
+                let a = std::array::from_fn(|r| unsafe {
+                    o.a.offset((i0 + r.min(height - 1)) as isize * o.rsa + p0 as isize * o.csa)
+                });
+                let mut acc = [[0.0f32; NR]; MR];
+                unsafe {
+                    tile(
+                        &Tile {
+                            a,
+                            csa: o.csa,
+                            b,
+                            ldb,
+                            depth,
+                        },
+                        &mut acc,
+                    )
+                };
+                for (r, acc) in acc.iter().enumerate().take(height) {
+                    let c = unsafe {
+                        std::slice::from_raw_parts_mut(o.c.0.offset((i0 + r) as isize * o.ldc + j0 as isize), width)
+                    };
+                    for (c, &acc) in c.iter_mut().zip(acc) {
+                        *c = if p0 > 0 {
+                            madd(o.alpha, acc, *c)
+                        } else if o.beta == 0.0 {
+                            o.alpha * acc
+                        } else {
+                            madd(o.alpha, acc, o.beta * *c)
+                        };
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -104,7 +404,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn dense_matches_naive(m in 1usize..40, k in 1usize..40, n in 1usize..40,
+        fn dense_matches_naive(m in 1usize..40, k in 1usize..300, n in 1usize..40,
                                ta: bool, tb: bool, beta in prop::sample::select(vec![0.0f32, 1.0, -0.5]),
                                seed: u64) {
             let a = if ta { matrix(k, m, seed, 1.0) } else { matrix(m, k, seed, 1.0) };
@@ -117,6 +417,42 @@ mod tests {
             close(&c, &naive::gemm(0.7, av, bv, beta, &c0), k);
         }
 
+    }
+
+    proptest! {
+        #[test]
+        fn threads_give_bit_identical_results(m in 1usize..70, k in 1usize..300, n in 1usize..40, ta: bool, seed: u64) {
+            let a = if ta { matrix(k, m, seed, 1.0) } else { matrix(m, k, seed, 1.0) };
+            let av = if ta { a.t() } else { a.view() };
+            let b = matrix(k, n, seed ^ 1, 1.0);
+            let mut serial = Array2::zeros((m, n));
+            gemm(1.0, av, b.view(), 0.0, &mut serial.view_mut());
+            for threads in [2, 3] {
+                let mut parallel = Array2::from_elem((m, n), f32::NAN);
+                gemm_with(&ThreadPool::new(threads), 1.0, av, b.view(), 0.0, &mut parallel.view_mut());
+                prop_assert_eq!(&serial, &parallel);
+            }
+        }
+    }
+
+    #[test]
+    fn portable_kernel_matches_naive() {
+        for (m, k, n) in [(1, 1, 1), (5, 300, 17), (64, 128, 10), (9, 20, 33)] {
+            let a = matrix(k, m, 3, 1.0);
+            let b = matrix(k, n, 4, 1.0);
+            let c0 = matrix(m, n, 5, 1.0);
+            let mut c = c0.clone();
+            blocked_on(
+                None,
+                0.5,
+                a.t(),
+                b.view(),
+                -1.0,
+                &mut c.view_mut(),
+                blocked_rows_portable,
+            );
+            close(&c, &naive::gemm(0.5, a.t(), b.view(), -1.0, &c0), k);
+        }
     }
 
     #[test]

@@ -12,25 +12,31 @@
 //!   evaluated at the pre-activation;
 //! - [`softmax_rows`], [`log_softmax_rows`]: numerically stable row softmax;
 //! - [`argmax_rows`]: the predicted class of each row;
-//! - [`Rng`]: a seeded, portable, version-stable random number generator.
+//! - [`Rng`]: a seeded, portable, version-stable random number generator;
+//! - [`ThreadPool`]: workers for the `_with` variants of the products, which
+//!   split work by output so results do not depend on the number of threads.
 //!
 //! Shape mismatches are programming errors: kernels panic with both shapes in
 //! the message (each documents this under `# Panics`).
 #![deny(missing_docs)]
 
 mod activation;
+mod axpy;
 mod gemm;
+mod pool;
 mod reduce;
 mod rng;
 mod softmax;
 mod sparse;
 
 pub use activation::{relu_backward_inplace, relu_inplace};
-pub use gemm::gemm;
+pub use axpy::axpy_with;
+pub use gemm::{gemm, gemm_with};
+pub use pool::ThreadPool;
 pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};
 pub use rng::{Rng, RngState};
 pub use softmax::{log_softmax_rows, softmax_rows};
-pub use sparse::{Op, SparseRows, sparse_gemm};
+pub use sparse::{Op, SparseRows, sparse_gemm, sparse_gemm_with};
 
 #[cfg(test)]
 mod naive;

@@ -11,6 +11,8 @@
 //! row of `op(X)` in increasing index order, then written once, so the result
 //! is independent of how rows of the output are split between threads.
 
+use crate::ThreadPool;
+use crate::pool::SharedMut;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// A compressed copy of a dense `(rows, cols)` matrix, in row-major (CSR) and
@@ -63,6 +65,44 @@ impl SparseRows {
     /// only if `a` is larger than any matrix before.
     pub fn fill(&mut self, a: ArrayView2<'_, f32>) {
         let (rows, cols) = a.dim();
+        self.start(rows, cols);
+        let mut nnz = 0;
+        for row in a.rows() {
+            match row.as_slice() {
+                Some(row) => nnz = compress_row(row, &mut self.row_idx, &mut self.row_val, nnz),
+                None => nnz = compress_row(&row.to_vec(), &mut self.row_idx, &mut self.row_val, nnz),
+            }
+            self.row_ptr.push(nnz);
+        }
+        self.finish(nnz);
+    }
+
+    /// Replaces the contents with `scale * row` for each byte row, straight
+    /// from compact `u8` pixels: the same values as converting each pixel
+    /// with `f32::from(p) * scale` into a dense matrix and calling
+    /// [`SparseRows::fill`], without the dense matrix.
+    ///
+    /// # Panics
+    /// If a row does not have `cols` entries.
+    #[track_caller]
+    pub fn fill_u8<'r>(&mut self, rows: impl ExactSizeIterator<Item = &'r [u8]>, cols: usize, scale: f32) {
+        self.start(rows.len(), cols);
+        let mut nnz = 0;
+        for row in rows {
+            assert_eq!(
+                row.len(),
+                cols,
+                "SparseRows::fill_u8: a row has {} entries, expected {cols}",
+                row.len()
+            );
+            nnz = compress_row_u8(row, scale, &mut self.row_idx, &mut self.row_val, nnz);
+            self.row_ptr.push(nnz);
+        }
+        self.finish(nnz);
+    }
+
+    /// Sizes the buffers for a `(rows, cols)` matrix and empties the CSR.
+    fn start(&mut self, rows: usize, cols: usize) {
         let len = rows * cols;
         for buffer in [&mut self.row_idx, &mut self.col_idx] {
             if buffer.len() < len {
@@ -78,17 +118,14 @@ impl SparseRows {
         self.cols = cols;
         self.row_ptr.clear();
         self.row_ptr.push(0);
+    }
+
+    /// Builds the CSC copy from the finished CSR of `nnz` entries.
+    fn finish(&mut self, nnz: usize) {
+        let (rows, cols) = (self.rows, self.cols);
+        self.nnz = nnz;
         self.col_ptr.clear();
         self.col_ptr.resize(cols + 1, 0);
-        let mut nnz = 0;
-        for row in a.rows() {
-            match row.as_slice() {
-                Some(row) => nnz = compress_row(row, &mut self.row_idx, &mut self.row_val, nnz),
-                None => nnz = compress_row(&row.to_vec(), &mut self.row_idx, &mut self.row_val, nnz),
-            }
-            self.row_ptr.push(nnz);
-        }
-        self.nnz = nnz;
         for &j in &self.row_idx[..nnz] {
             self.col_ptr[j as usize + 1] += 1;
         }
@@ -175,6 +212,32 @@ fn compress_row(row: &[f32], idx: &mut [u32], val: &mut [f32], nnz: usize) -> us
     nnz + n
 }
 
+/// [`compress_row`] for bytes, scaled: runs of 16 zero bytes are one
+/// 128-bit comparison.
+#[inline]
+fn compress_row_u8(row: &[u8], scale: f32, idx: &mut [u32], val: &mut [f32], nnz: usize) -> usize {
+    const RUN: usize = 16;
+    let end = nnz + row.len();
+    let (idx, val) = (&mut idx[nnz..end], &mut val[nnz..end]);
+    let mut n = 0;
+    let mut push_run = |start: usize, run: &[u8]| {
+        for (k, &v) in run.iter().enumerate() {
+            idx[n] = (start + k) as u32;
+            val[n] = f32::from(v) * scale;
+            n += usize::from(v != 0);
+        }
+    };
+    let runs = row.chunks_exact(RUN);
+    let tail = runs.remainder();
+    for (r, run) in runs.enumerate() {
+        if u128::from_ne_bytes(run.try_into().expect("16 bytes")) != 0 {
+            push_run(r * RUN, run);
+        }
+    }
+    push_run(row.len() - tail.len(), tail);
+    nnz + n
+}
+
 /// One compressed orientation: row `i` of `op(X)` is `idx/val[ptr[i]..ptr[i+1]]`.
 #[derive(Clone, Copy)]
 struct Compressed<'a> {
@@ -183,7 +246,8 @@ struct Compressed<'a> {
     val: &'a [f32],
 }
 
-/// `C <- alpha * op(X) * B + beta * C` for a compressed `X`.
+/// `C <- alpha * op(X) * B + beta * C` for a compressed `X`, on the calling
+/// thread.
 ///
 /// With `beta == 0`, `C` is overwritten without being read.
 ///
@@ -195,6 +259,37 @@ struct Compressed<'a> {
 /// If the shapes do not chain or rows of `b` or `c` are not contiguous.
 #[track_caller]
 pub fn sparse_gemm(
+    alpha: f32,
+    x: &SparseRows,
+    op: Op,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    sparse_gemm_impl(None, alpha, x, op, b, beta, c);
+}
+
+/// [`sparse_gemm`] with rows of `C` shared out between the threads of
+/// `pool`; bit-identical to [`sparse_gemm`] whatever the number of threads.
+///
+/// # Panics
+/// As [`sparse_gemm`].
+#[track_caller]
+pub fn sparse_gemm_with(
+    pool: &ThreadPool,
+    alpha: f32,
+    x: &SparseRows,
+    op: Op,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    sparse_gemm_impl(Some(pool), alpha, x, op, b, beta, c);
+}
+
+#[track_caller]
+fn sparse_gemm_impl(
+    pool: Option<&ThreadPool>,
     alpha: f32,
     x: &SparseRows,
     op: Op,
@@ -224,18 +319,34 @@ pub fn sparse_gemm(
     let a = x.view(op);
     let ldb = b.strides()[0];
     let ldc = c.strides()[0];
-    let b_ptr = b.as_ptr();
-    let c_ptr = c.as_mut_ptr();
-    for i in 0..m {
-        let entries = a.ptr[i]..a.ptr[i + 1];
-        // SAFETY: row i < m of C holds n contiguous elements (checked above),
-        // and every index in `a.idx` is < k, a row of B holding n contiguous
-        // elements; `c` is borrowed mutably, so rows of C alias nothing.
-        unsafe {
-            let c_row = std::slice::from_raw_parts_mut(c_ptr.offset(i as isize * ldc), n);
-            let b_row = |p: u32| std::slice::from_raw_parts(b_ptr.offset(p as isize * ldb), n);
-            row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_row, beta, c_row);
+    let b_ptr = SharedMut(b.as_ptr().cast_mut());
+    let c_ptr = SharedMut(c.as_mut_ptr());
+    let n_tasks = pool.map_or(1, |p| 4 * p.n_threads()).min(m);
+    let task = |t: usize| {
+        // Balance by non-zeros, not rows: task t takes the rows whose
+        // entries start in its share of `0..nnz`.
+        let nnz = a.ptr[m];
+        let first = |t: usize| a.ptr[..m].partition_point(|&e| e < nnz * t / n_tasks);
+        let rows = if t + 1 == n_tasks {
+            first(t)..m
+        } else {
+            first(t)..first(t + 1)
+        };
+        for i in rows {
+            let entries = a.ptr[i]..a.ptr[i + 1];
+            // SAFETY: row i < m of C holds n contiguous elements (checked
+            // above), every index in `a.idx` is < k, a row of B holding n
+            // contiguous elements, and tasks own disjoint rows of C.
+            unsafe {
+                let c_row = std::slice::from_raw_parts_mut(c_ptr.get().offset(i as isize * ldc), n);
+                let b_row = |p: u32| std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).cast_const(), n);
+                row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_row, beta, c_row);
+            }
         }
+    };
+    match pool {
+        Some(pool) if n_tasks > 1 => pool.run(n_tasks, &task),
+        _ => task(0),
     }
 }
 
@@ -265,7 +376,7 @@ fn row_kernel<'b>(
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
+pub(crate) fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
@@ -379,6 +490,49 @@ mod tests {
             let nnz = x.iter().filter(|&&v| v != 0.0).count();
             prop_assert_eq!(sparse.nnz(), nnz);
             prop_assert!((sparse.density() - nnz as f32 / x.len() as f32).abs() < 1e-6);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn threads_give_bit_identical_results(m in 1usize..50, k in 1usize..60, n in 1usize..100, seed: u64) {
+            let x = matrix(m, k, seed, 0.3);
+            let mut sparse = SparseRows::with_capacity(m, k);
+            sparse.fill(x.view());
+            for (op, rows, inner) in [(Op::Plain, m, k), (Op::Transposed, k, m)] {
+                let b = matrix(inner, n, seed ^ 1, 1.0);
+                let mut serial = Array2::zeros((rows, n));
+                sparse_gemm(1.0, &sparse, op, b.view(), 0.0, &mut serial.view_mut());
+                for threads in [2, 3] {
+                    let mut parallel = Array2::from_elem((rows, n), f32::NAN);
+                    let pool = ThreadPool::new(threads);
+                    sparse_gemm_with(&pool, 1.0, &sparse, op, b.view(), 0.0, &mut parallel.view_mut());
+                    prop_assert_eq!(&serial, &parallel);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn bytes_compress_like_their_dense_floats(rows in 1usize..6, cols in 1usize..70, seed: u64) {
+            let mut rng = crate::Rng::seed_from_u64(seed);
+            let bytes: Vec<u8> = (0..rows * cols).map(|_| if rng.below(3) == 0 { rng.below(256) as u8 } else { 0 }).collect();
+            let scale = 1.0 / 255.0;
+            let dense = Array2::from_shape_fn((rows, cols), |(i, j)| f32::from(bytes[i * cols + j]) * scale);
+            let mut from_dense = SparseRows::with_capacity(rows, cols);
+            from_dense.fill(dense.view());
+            let mut from_bytes = SparseRows::with_capacity(1, 1);
+            from_bytes.fill_u8(bytes.chunks(cols), cols, scale);
+            prop_assert_eq!(from_dense.dim(), from_bytes.dim());
+            prop_assert_eq!(from_dense.nnz(), from_bytes.nnz());
+            for op in [Op::Plain, Op::Transposed] {
+                let (a, b) = (from_dense.view(op), from_bytes.view(op));
+                let n = from_dense.nnz();
+                prop_assert_eq!(a.ptr, b.ptr);
+                prop_assert_eq!(&a.idx[..n], &b.idx[..n]);
+                prop_assert_eq!(&a.val[..n], &b.val[..n]);
+            }
         }
     }
 

@@ -1,0 +1,328 @@
+//! A fixed set of worker threads for the kernels' data-parallel loops.
+//!
+//! A training step is a few hundred microseconds, so handing work to threads
+//! must cost about a microsecond and allocate nothing. [`ThreadPool::run`]
+//! publishes a borrowed closure and a task count; the caller and the workers
+//! then claim task indices from one atomic counter until none are left.
+//! Workers spin briefly waiting for work, then park, so an idle pool costs no
+//! CPU; and because the caller claims tasks too, a worker the OS has not
+//! scheduled yet (another process on the core) delays nothing: the caller
+//! simply runs its tasks.
+//!
+//! Kernels split work by output, each output element computed whole by one
+//! task in a fixed order, so results are bit-identical whichever thread runs
+//! which task, and whatever the number of threads.
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+/// How long an idle worker spins before parking, in spin-loop iterations
+/// (tens of microseconds): longer than the gaps between a training step's
+/// parallel kernels, far shorter than anything a person notices.
+const SPINS_BEFORE_PARK: u32 = 20_000;
+/// How long the caller spins waiting for workers' last tasks before it
+/// yields its core to them.
+const SPINS_BEFORE_YIELD: u32 = 2_000;
+
+/// `state` packs the run's generation, its task count and the next task:
+/// `generation << 40 | n_tasks << 20 | next`. One compare-and-swap on it
+/// claims a task of one particular run, never a stale one.
+const FIELD: u64 = 20;
+const MASK: u64 = (1 << FIELD) - 1;
+/// The most tasks one run may have.
+const MAX_TASKS: usize = MASK as usize;
+
+/// The task of a run, on the caller's stack; workers dereference it only
+/// after claiming a task of that run, which the caller waits for.
+struct Job<'a> {
+    task: &'a (dyn Fn(usize) + Sync),
+}
+
+struct Shared {
+    state: AtomicU64,
+    /// The current run's `Job` (stored before `state` announces the run).
+    job: AtomicPtr<Job<'static>>,
+    /// Tasks of the current run that have finished.
+    done: AtomicUsize,
+    /// Whether a task of the current run panicked.
+    panicked: AtomicBool,
+    /// Per worker: parked (or about to park), so `run` must unpark it.
+    sleeping: Vec<AtomicBool>,
+    shutdown: AtomicBool,
+}
+
+impl Shared {
+    /// Claims the next task of run `generation`, if that run still has one.
+    fn claim(&self, generation: u64) -> Option<usize> {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            let (next, n_tasks) = (state & MASK, (state >> FIELD) & MASK);
+            if state >> (2 * FIELD) != generation || next >= n_tasks {
+                return None;
+            }
+            match self
+                .state
+                .compare_exchange_weak(state, state + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(next as usize),
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Claims and runs tasks of run `generation` until none are left.
+    fn work(&self, generation: u64, job: *const Job<'static>) {
+        while let Some(t) = self.claim(generation) {
+            // SAFETY: a successful claim means the run is unfinished, so its
+            // caller is still waiting in `run` with `job` alive on its stack;
+            // `job` was stored before the run was announced and read after.
+            let task = unsafe { (*job).task };
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(t))).is_err() {
+                self.panicked.store(true, Ordering::Relaxed);
+            }
+            self.done.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// Worker threads that, with the calling thread, run a task on indices
+/// `0..n_tasks`.
+pub struct ThreadPool {
+    n_threads: usize,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    /// Serialises `run` calls from different threads.
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("n_threads", &self.n_threads)
+            .finish()
+    }
+}
+
+impl ThreadPool {
+    /// A pool of `n_threads` threads in all, counting the caller's: `1` runs
+    /// everything on the calling thread and starts no workers. `0` means one
+    /// per available CPU.
+    ///
+    /// # Panics
+    /// If the operating system cannot start a thread.
+    pub fn new(n_threads: usize) -> Self {
+        let n_threads = match n_threads {
+            0 => thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let n_workers = n_threads - 1;
+        let shared = Arc::new(Shared {
+            state: AtomicU64::new(0),
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            done: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            sleeping: (0..n_workers).map(|_| AtomicBool::new(false)).collect(),
+            shutdown: AtomicBool::new(false),
+        });
+        let workers = (0..n_workers)
+            .map(|w| {
+                let shared = Arc::clone(&shared);
+                thread::Builder::new()
+                    .name(format!("backprop-worker-{}", w + 1))
+                    .spawn(move || worker(&shared, w))
+                    .expect("failed to start a worker thread")
+            })
+            .collect();
+        Self {
+            n_threads,
+            shared,
+            workers,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The number of threads, the caller's included.
+    pub fn n_threads(&self) -> usize {
+        self.n_threads
+    }
+
+    /// Runs `task(t)` for every `t` in `0..n_tasks`, each exactly once on
+    /// some thread of the pool, and returns when all are done. Allocates
+    /// nothing.
+    ///
+    /// # Panics
+    /// If a task panics (after all tasks have stopped), or `n_tasks` exceeds
+    /// 2^20 - 1. A task must not call `run` on the same pool.
+    pub fn run(&self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        if self.n_threads == 1 || n_tasks <= 1 {
+            (0..n_tasks).for_each(task);
+            return;
+        }
+        assert!(
+            n_tasks <= MAX_TASKS,
+            "ThreadPool::run: {n_tasks} tasks exceed {MAX_TASKS}"
+        );
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = &*self.shared;
+        let job = Job { task };
+        // SAFETY: only the lifetime is erased; workers dereference the job
+        // only while this run is unfinished, and this function does not
+        // return before it is finished.
+        let job_ptr = unsafe { std::mem::transmute::<*const Job<'_>, *mut Job<'static>>(&job) };
+        shared.job.store(job_ptr, Ordering::SeqCst);
+        shared.done.store(0, Ordering::SeqCst);
+        let generation = (shared.state.load(Ordering::Relaxed) >> (2 * FIELD)) + 1;
+        shared
+            .state
+            .store(generation << (2 * FIELD) | (n_tasks as u64) << FIELD, Ordering::SeqCst);
+        for (w, sleeping) in shared.sleeping.iter().enumerate() {
+            if sleeping.load(Ordering::SeqCst) {
+                self.workers[w].thread().unpark();
+            }
+        }
+        shared.work(generation, job_ptr);
+        let mut spins = 0u32;
+        while shared.done.load(Ordering::Acquire) < n_tasks {
+            if spins < SPINS_BEFORE_YIELD {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+        if shared.panicked.swap(false, Ordering::Relaxed) {
+            panic!("a task of ThreadPool::run panicked");
+        }
+    }
+}
+
+fn worker(shared: &Shared, w: usize) {
+    let mut seen = 0u64;
+    loop {
+        let mut spins = 0u32;
+        let generation = loop {
+            if shared.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            let generation = shared.state.load(Ordering::Acquire) >> (2 * FIELD);
+            if generation != seen {
+                break generation;
+            }
+            if spins < SPINS_BEFORE_PARK {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                // Announce the nap, then look once more: either `run` sees
+                // the flag and unparks us, or we see its new generation.
+                shared.sleeping[w].store(true, Ordering::SeqCst);
+                let now = shared.state.load(Ordering::SeqCst) >> (2 * FIELD);
+                if now == seen && !shared.shutdown.load(Ordering::SeqCst) {
+                    thread::park();
+                }
+                shared.sleeping[w].store(false, Ordering::SeqCst);
+                spins = 0;
+            }
+        };
+        seen = generation;
+        shared.work(generation, shared.job.load(Ordering::SeqCst));
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        for worker in self.workers.drain(..) {
+            worker.thread().unpark();
+            let _ = worker.join();
+        }
+    }
+}
+
+/// A raw pointer that tasks on several threads may use, each on its own
+/// disjoint part of the pointee.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SharedMut<T>(pub(crate) *mut T);
+
+impl<T> SharedMut<T> {
+    /// The pointer. (A method, so closures capture the whole `SharedMut`,
+    /// which is `Sync`, rather than its raw field.)
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: users of `SharedMut` guarantee that tasks write disjoint elements.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn every_task_runs_exactly_once() {
+        for n_threads in [1, 2, 3] {
+            let pool = ThreadPool::new(n_threads);
+            for n_tasks in [0, 1, 2, 5, 64, 1000] {
+                let counts: Vec<AtomicU32> = (0..n_tasks).map(|_| AtomicU32::new(0)).collect();
+                pool.run(n_tasks, &|t| {
+                    counts[t].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(
+                    counts.iter().all(|c| c.load(Ordering::Relaxed) == 1),
+                    "{n_threads} threads, {n_tasks} tasks"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn workers_take_part() {
+        let pool = ThreadPool::new(2);
+        let caller = thread::current().id();
+        let elsewhere = AtomicU32::new(0);
+        // Slow tasks, so the worker wakes before the caller has done them all.
+        pool.run(64, &|_| {
+            thread::sleep(std::time::Duration::from_millis(1));
+            if thread::current().id() != caller {
+                elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        assert!(elsewhere.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn many_runs_in_a_row_and_after_parking() {
+        let pool = ThreadPool::new(2);
+        let total = AtomicU32::new(0);
+        for _ in 0..2000 {
+            pool.run(4, &|t| {
+                total.fetch_add(t as u32, Ordering::Relaxed);
+            });
+        }
+        assert_eq!(total.load(Ordering::Relaxed), 2000 * 6);
+        // Let the worker park, then wake it.
+        thread::sleep(std::time::Duration::from_millis(50));
+        pool.run(2, &|t| {
+            total.fetch_add(t as u32, Ordering::Relaxed);
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 2000 * 6 + 1);
+    }
+
+    #[test]
+    fn a_panicking_task_panics_the_caller_and_the_pool_survives() {
+        let pool = ThreadPool::new(2);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run(2, &|t| assert!(t != 1, "task 1 fails"));
+        }));
+        assert!(result.is_err());
+        let ran = AtomicU32::new(0);
+        pool.run(2, &|_| {
+            ran.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(ran.load(Ordering::Relaxed), 2);
+    }
+}
