@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use backprop_tensor::{Rng, RngState};
+use backprop_tensor::{Rng, RngState, SparseRows};
 use ndarray::{Array2, ArrayView2, s};
 
 use crate::dataset::Dataset;
@@ -21,6 +21,7 @@ pub struct Batcher {
     rng: Rng,
     batch_size: usize,
     x: Array2<f32>,
+    sparse: SparseRows,
     y: Vec<usize>,
 }
 
@@ -42,6 +43,7 @@ impl Batcher {
             rng,
             batch_size,
             x: Array2::zeros((rows, n_features)),
+            sparse: SparseRows::with_capacity(rows, n_features),
             y: vec![0; rows],
         }
     }
@@ -114,7 +116,39 @@ impl Batcher {
         let range = self.batch_range(i);
         let m = range.len();
         data.gather_into(&self.order[range], self.x.slice_mut(s![..m, ..]), &mut self.y[..m]);
+        self.prefetch_next(data, i);
         (self.x.slice(s![..m, ..]), &self.y[..m])
+    }
+
+    /// Gathers batch `i` like [`Batcher::batch`], but compressed: only the
+    /// non-zero pixels (see [`Dataset::gather_sparse_into`]).
+    ///
+    /// # Panics
+    /// As [`Batcher::batch`].
+    #[track_caller]
+    pub fn batch_sparse(&mut self, data: &Dataset, i: usize) -> (&SparseRows, &[usize]) {
+        assert!(
+            data.len() == self.order.len() && data.n_features() == self.x.ncols(),
+            "Batcher: built for {} examples of {} features, given a dataset of {} examples of {} features",
+            self.order.len(),
+            self.x.ncols(),
+            data.len(),
+            data.n_features()
+        );
+        let range = self.batch_range(i);
+        let m = range.len();
+        data.gather_sparse_into(&self.order[range], &mut self.sparse, &mut self.y[..m]);
+        self.prefetch_next(data, i);
+        (&self.sparse, &self.y[..m])
+    }
+
+    /// Starts loading batch `i + 1`'s images into the caches while batch `i`
+    /// is being trained on (images are scattered over the whole dataset, so
+    /// without this each gather waits on memory image by image).
+    fn prefetch_next(&self, data: &Dataset, i: usize) {
+        if i + 1 < self.n_batches() {
+            data.prefetch(&self.order[self.batch_range(i + 1)]);
+        }
     }
 
     /// The rng state: restoring it with [`Batcher::set_rng_state`] before a
@@ -264,5 +298,33 @@ mod tests {
     #[should_panic(expected = "batch_size must be positive")]
     fn zero_batch_size_panics() {
         Batcher::new(5, 3, 0, Rng::seed_from_u64(0));
+    }
+
+    #[test]
+    fn sparse_batches_hold_the_same_values_as_dense_ones() {
+        let pixels: Vec<u8> = (0..50 * 12)
+            .map(|i| if i % 3 == 0 { (i % 251) as u8 } else { 0 })
+            .collect();
+        let labels: Vec<u8> = (0..50).map(|i| (i % 10) as u8).collect();
+        let data = Dataset::new(pixels, labels, 3, 4, 10).unwrap();
+        let mut batcher = Batcher::new(50, 12, 16, Rng::seed_from_u64(4));
+        batcher.start_epoch();
+        for i in 0..batcher.n_batches() {
+            let (x, y) = batcher.batch(&data, i);
+            let (x, y) = (x.to_owned(), y.to_vec());
+            let (sparse, sparse_y) = batcher.batch_sparse(&data, i);
+            assert_eq!(y, sparse_y);
+            let mut dense = ndarray::Array2::<f32>::zeros(x.dim());
+            backprop_tensor::sparse_gemm(
+                1.0,
+                sparse,
+                backprop_tensor::Op::Plain,
+                ndarray::Array2::eye(12).view(),
+                0.0,
+                &mut dense.view_mut(),
+            );
+            assert_eq!(x, dense);
+        }
+        assert!((data.density() - 1.0 / 3.0).abs() < 0.02, "{}", data.density());
     }
 }

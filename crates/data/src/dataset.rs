@@ -4,6 +4,7 @@
 use std::fmt;
 use std::ops::Range;
 
+use backprop_tensor::SparseRows;
 use ndarray::ArrayViewMut2;
 
 use crate::error::{DataError, Result};
@@ -28,6 +29,8 @@ pub struct Dataset {
     rows: usize,
     cols: usize,
     n_classes: usize,
+    /// Number of non-zero pixels, counted once.
+    nonzero: usize,
 }
 
 impl Dataset {
@@ -67,6 +70,7 @@ impl Dataset {
             });
         }
         Ok(Self {
+            nonzero: count_nonzero(&pixels),
             pixels,
             labels,
             rows,
@@ -140,8 +144,10 @@ impl Dataset {
             self.len()
         );
         let f = self.n_features();
+        let pixels = &self.pixels[range.start * f..range.end * f];
         Dataset {
-            pixels: self.pixels[range.start * f..range.end * f].to_vec(),
+            nonzero: count_nonzero(pixels),
+            pixels: pixels.to_vec(),
             labels: self.labels[range].to_vec(),
             rows: self.rows,
             cols: self.cols,
@@ -185,6 +191,80 @@ impl Dataset {
             *label = usize::from(self.labels[i]);
         }
     }
+
+    /// Like [`Dataset::gather_into`], but into a compressed [`SparseRows`]:
+    /// only the non-zero pixels are converted and stored, with exactly the
+    /// values `gather_into` would give them.
+    ///
+    /// # Panics
+    /// If `y.len() != indices.len()` or an index is out of range.
+    #[track_caller]
+    pub fn gather_sparse_into(&self, indices: &[u32], x: &mut SparseRows, y: &mut [usize]) {
+        assert_eq!(
+            y.len(),
+            indices.len(),
+            "Dataset::gather_sparse_into: {} indices but {} labels",
+            indices.len(),
+            y.len()
+        );
+        let f = self.n_features();
+        for (label, &index) in y.iter_mut().zip(indices) {
+            let i = index as usize;
+            assert!(
+                i < self.len(),
+                "Dataset::gather_sparse_into: index {i} out of range for {} examples",
+                self.len()
+            );
+            *label = usize::from(self.labels[i]);
+        }
+        let rows = indices
+            .iter()
+            .map(|&i| &self.pixels[i as usize * f..(i as usize + 1) * f]);
+        x.fill_u8(rows, f, 1.0 / 255.0);
+    }
+
+    /// Asks the CPU to start loading the images named by `indices` into its
+    /// caches, so a later gather finds them there instead of waiting on
+    /// memory for each one. A hint only: it changes no result.
+    pub fn prefetch(&self, indices: &[u32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+            const LINE: usize = 64;
+            let f = self.n_features();
+            for &i in indices {
+                let start = i as usize * f;
+                if let Some(image) = self.pixels.get(start..start + f) {
+                    for offset in (0..f).step_by(LINE) {
+                        // SAFETY: a prefetch of an address inside `image`;
+                        // prefetches never fault and change no memory.
+                        unsafe { _mm_prefetch::<_MM_HINT_T1>(image.as_ptr().add(offset).cast()) };
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = indices;
+    }
+
+    /// The fraction of pixels that are not zero, in `[0, 1]` (1 when there
+    /// are none): about 0.19 for MNIST and 0.5 for Fashion-MNIST. Decides
+    /// whether the sparse input path pays.
+    pub fn density(&self) -> f32 {
+        if self.pixels.is_empty() {
+            return 1.0;
+        }
+        let nonzero: usize = self
+            .pixels
+            .chunks(4096)
+            .map(|c| c.iter().filter(|&&p| p != 0).count())
+            .sum();
+        (nonzero as f64 / self.pixels.len() as f64) as f32
+    }
+}
+
+fn count_nonzero(pixels: &[u8]) -> usize {
+    pixels.chunks(4096).map(|c| c.iter().filter(|&&p| p != 0).count()).sum()
 }
 
 impl fmt::Debug for Dataset {
