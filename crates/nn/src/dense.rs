@@ -1,6 +1,6 @@
 //! A dense (fully connected) layer: `Z = A_prev W + 1 b^T` and its gradients.
 
-use backprop_tensor::{Op, Rng, SparseRows, add_row_broadcast, gemm, sparse_gemm, sum_rows_into};
+use backprop_tensor::{Op, Rng, SparseRows, ThreadPool, add_row_broadcast, gemm_with, sparse_gemm_with, sum_rows_into};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
 /// Below this fraction of non-zero inputs, products with the network input
@@ -24,6 +24,14 @@ impl Input<'_> {
         match self {
             Input::Dense(a) => a.nrows(),
             Input::Sparse(a) => a.dim().0,
+        }
+    }
+
+    /// The width `n_in`.
+    pub fn cols(&self) -> usize {
+        match self {
+            Input::Dense(a) => a.ncols(),
+            Input::Sparse(a) => a.dim().1,
         }
     }
 }
@@ -61,10 +69,16 @@ impl Dense {
     ///
     /// # Shapes
     /// `a_prev: (B, n_in)`, `z` and `a: (B, n_out)`.
-    pub fn forward(&self, a_prev: Input<'_>, mut z: ArrayViewMut2<'_, f32>, a: Option<ArrayViewMut2<'_, f32>>) {
+    pub fn forward(
+        &self,
+        pool: &ThreadPool,
+        a_prev: Input<'_>,
+        mut z: ArrayViewMut2<'_, f32>,
+        a: Option<ArrayViewMut2<'_, f32>>,
+    ) {
         match a_prev {
-            Input::Dense(a_prev) => gemm(1.0, a_prev, self.w.view(), 0.0, &mut z),
-            Input::Sparse(a_prev) => sparse_gemm(1.0, a_prev, Op::Plain, self.w.view(), 0.0, &mut z),
+            Input::Dense(a_prev) => gemm_with(pool, 1.0, a_prev, self.w.view(), 0.0, &mut z),
+            Input::Sparse(a_prev) => sparse_gemm_with(pool, 1.0, a_prev, Op::Plain, self.w.view(), 0.0, &mut z),
         }
         match a {
             None => add_row_broadcast(z, self.b.view()),
@@ -86,14 +100,15 @@ impl Dense {
     /// # Shapes
     /// `a_prev: (B, n_in)`, `delta: (B, n_out)`, `dw: (n_in, n_out)`, `db: (n_out)`.
     pub fn backward(
+        pool: &ThreadPool,
         a_prev: Input<'_>,
         delta: ArrayView2<'_, f32>,
         mut dw: ArrayViewMut2<'_, f32>,
         db: ArrayViewMut1<'_, f32>,
     ) {
         match a_prev {
-            Input::Dense(a_prev) => gemm(1.0, a_prev.t(), delta, 0.0, &mut dw),
-            Input::Sparse(a_prev) => sparse_gemm(1.0, a_prev, Op::Transposed, delta, 0.0, &mut dw),
+            Input::Dense(a_prev) => gemm_with(pool, 1.0, a_prev.t(), delta, 0.0, &mut dw),
+            Input::Sparse(a_prev) => sparse_gemm_with(pool, 1.0, a_prev, Op::Transposed, delta, 0.0, &mut dw),
         }
         sum_rows_into(delta, db);
     }
@@ -122,14 +137,15 @@ mod tests {
         let delta = Array2::from_shape_fn((9, 7), |_| rng.normal() as f32);
         let mut sparse = SparseRows::with_capacity(9, 50);
         sparse.fill(x.view());
+        let pool = ThreadPool::new(1);
         let mut outs = Vec::new();
         for input in [Input::Sparse(&sparse), Input::Dense(x.view())] {
             let mut z = Array2::zeros((9, 7));
             let mut a = Array2::zeros((9, 7));
-            layer.forward(input, z.view_mut(), Some(a.view_mut()));
+            layer.forward(&pool, input, z.view_mut(), Some(a.view_mut()));
             let mut dw = Array2::zeros((50, 7));
             let mut db = Array1::zeros(7);
-            Dense::backward(input, delta.view(), dw.view_mut(), db.view_mut());
+            Dense::backward(&pool, input, delta.view(), dw.view_mut(), db.view_mut());
             outs.push((z, a, dw, db));
         }
         let (s, d) = (&outs[0], &outs[1]);

@@ -4,7 +4,7 @@
 
 use crate::dense::{Input, SPARSE_INPUT_DENSITY};
 use crate::{Dense, NnError, Result, Workspace, softmax_cross_entropy};
-use backprop_tensor::{Rng, gemm, relu_backward_inplace};
+use backprop_tensor::{Rng, gemm_with, relu_backward_inplace};
 use ndarray::{Array1, Array2, ArrayView2, s};
 
 /// The network's parameters, one [`Dense`] layer per pair of adjacent sizes.
@@ -29,6 +29,31 @@ impl Gradients {
             dw: model.layers.iter().map(|l| Array2::zeros(l.w.dim())).collect(),
             db: model.layers.iter().map(|l| Array1::zeros(l.b.dim())).collect(),
         }
+    }
+}
+
+/// The network input of a pass: given by the caller, or the copy the
+/// workspace compressed (which cannot be borrowed alongside the workspace).
+#[derive(Clone, Copy)]
+pub(crate) enum Own<'a> {
+    Given(Input<'a>),
+    Compressed,
+}
+
+impl<'a> Own<'a> {
+    fn input<'b>(self, compressed: &'b backprop_tensor::SparseRows) -> Input<'b>
+    where
+        'a: 'b,
+    {
+        match self {
+            Own::Given(Input::Dense(x)) => Input::Dense(x.reborrow()),
+            Own::Given(Input::Sparse(x)) => Input::Sparse(x),
+            Own::Compressed => Input::Sparse(compressed),
+        }
+    }
+
+    fn rows(self, ws: &Workspace) -> usize {
+        self.input(&ws.input).rows()
     }
 }
 
@@ -125,44 +150,66 @@ impl Mlp {
     }
 
     /// The forward pass (E1, E2) for `x: (B, n_inputs)`; returns the logits
-    /// `Z(L): (B, n_outputs)`, a view into `ws`.
+    /// `Z(L): (B, n_outputs)`, a view into `ws`. A mostly-zero `x` is
+    /// compressed first, so the first product skips the zeros.
     ///
     /// # Panics
     /// If `ws` was made for other sizes, `B > ws.max_batch()`, or `x` has the
     /// wrong width.
     #[track_caller]
     pub fn forward<'w>(&self, x: ArrayView2<'_, f32>, ws: &'w mut Workspace) -> ArrayView2<'w, f32> {
-        let batch = x.nrows();
+        self.check(Input::Dense(x), ws);
+        ws.input.fill(x);
+        let input = if ws.input.density() < SPARSE_INPUT_DENSITY {
+            Own::Compressed
+        } else {
+            Own::Given(Input::Dense(x))
+        };
+        self.forward_from(input, ws)
+    }
+
+    /// The forward pass for an input exactly as given: a dense view or a
+    /// batch the caller already compressed (see [`Mlp::forward`]).
+    ///
+    /// # Panics
+    /// As [`Mlp::forward`].
+    #[track_caller]
+    pub fn forward_input<'w>(&self, x: Input<'_>, ws: &'w mut Workspace) -> ArrayView2<'w, f32> {
+        self.check(x, ws);
+        self.forward_from(Own::Given(x), ws)
+    }
+
+    #[track_caller]
+    fn check(&self, x: Input<'_>, ws: &Workspace) {
+        assert!(ws.fits(&self.layers), "forward: workspace was made for another network");
         assert!(
-            ws.fits(&self.sizes()),
-            "forward: workspace was made for another network"
-        );
-        assert!(
-            batch <= ws.max_batch,
-            "forward: batch of {batch} exceeds the workspace's {}",
+            x.rows() <= ws.max_batch,
+            "forward: batch of {} exceeds the workspace's {}",
+            x.rows(),
             ws.max_batch
         );
         assert_eq!(
-            x.ncols(),
+            x.cols(),
             self.n_inputs(),
             "forward: x has {} columns, the network takes {}",
-            x.ncols(),
+            x.cols(),
             self.n_inputs()
         );
+    }
+
+    fn forward_from<'w>(&self, x: Own<'_>, ws: &'w mut Workspace) -> ArrayView2<'w, f32> {
+        let batch = x.rows(ws);
         let last = self.layers.len() - 1;
-        ws.input.fill(x);
-        ws.input_is_sparse = ws.input.density() < SPARSE_INPUT_DENSITY;
         for (l, layer) in self.layers.iter().enumerate() {
             let n_hidden = ws.a.len();
             let (done, rest) = ws.a.split_at_mut(l.min(n_hidden));
             let a_prev = match l {
-                0 if ws.input_is_sparse => Input::Sparse(&ws.input),
-                0 => Input::Dense(x),
+                0 => x.input(&ws.input),
                 _ => Input::Dense(done[l - 1].slice(s![..batch, ..])),
             };
             let z = ws.z[l].slice_mut(s![..batch, ..]);
             let a = (l < last).then(|| rest[0].slice_mut(s![..batch, ..]));
-            layer.forward(a_prev, z, a);
+            layer.forward(&ws.pool, a_prev, z, a);
         }
         ws.z[last].slice(s![..batch, ..])
     }
@@ -175,38 +222,57 @@ impl Mlp {
     /// or a label is out of range.
     #[track_caller]
     pub fn backward(&self, x: ArrayView2<'_, f32>, labels: &[usize], ws: &mut Workspace, grads: &mut Gradients) -> f32 {
-        self.backward_masked(x, labels, ws, grads, |l| l)
+        self.check(Input::Dense(x), ws);
+        ws.input.fill(x);
+        let input = if ws.input.density() < SPARSE_INPUT_DENSITY {
+            Own::Compressed
+        } else {
+            Own::Given(Input::Dense(x))
+        };
+        self.backward_from(input, labels, ws, grads, |l| l)
     }
 
-    /// [`Mlp::backward`] with the pre-activation used by BP2 chosen by
-    /// `mask_layer` (the identity for the correct algorithm).
-    pub(crate) fn backward_masked(
+    /// [`Mlp::backward`] for an input exactly as given (see
+    /// [`Mlp::forward_input`]).
+    ///
+    /// # Panics
+    /// As [`Mlp::backward`].
+    #[track_caller]
+    pub fn backward_input(&self, x: Input<'_>, labels: &[usize], ws: &mut Workspace, grads: &mut Gradients) -> f32 {
+        self.check(x, ws);
+        self.backward_from(Own::Given(x), labels, ws, grads, |l| l)
+    }
+
+    /// Backward with the pre-activation used by BP2 chosen by `mask_layer`
+    /// (the identity for the correct algorithm).
+    pub(crate) fn backward_from(
         &self,
-        x: ArrayView2<'_, f32>,
+        x: Own<'_>,
         labels: &[usize],
         ws: &mut Workspace,
         grads: &mut Gradients,
         mask_layer: MaskLayer,
     ) -> f32 {
-        let batch = x.nrows();
+        let batch = x.rows(ws);
         let last = self.layers.len() - 1;
-        self.forward(x, ws);
+        self.forward_from(x, ws);
         let logits = ws.z[last].slice(s![..batch, ..]);
         let loss = softmax_cross_entropy(logits, labels, ws.delta[last].slice_mut(s![..batch, ..]));
         for l in (0..=last).rev() {
             let a_prev = match l {
-                0 if ws.input_is_sparse => Input::Sparse(&ws.input),
-                0 => Input::Dense(x),
+                0 => x.input(&ws.input),
                 _ => Input::Dense(ws.a[l - 1].slice(s![..batch, ..])),
             };
             let (below, here) = ws.delta.split_at_mut(l);
             let delta = here[0].slice(s![..batch, ..]);
             // BP3 and BP4 for layer l.
-            Dense::backward(a_prev, delta, grads.dw[l].view_mut(), grads.db[l].view_mut());
+            Dense::backward(&ws.pool, a_prev, delta, grads.dw[l].view_mut(), grads.db[l].view_mut());
             if l > 0 {
                 // BP2: delta(l-1) = (delta(l) W(l)^T) * 1[Z(l-1) > 0].
                 let mut delta_below = below[l - 1].slice_mut(s![..batch, ..]);
-                gemm(1.0, delta, self.layers[l].w.t(), 0.0, &mut delta_below);
+                let wt = &mut ws.wt[l - 1];
+                wt.assign(&self.layers[l].w.t());
+                gemm_with(&ws.pool, 1.0, delta, wt.view(), 0.0, &mut delta_below);
                 relu_backward_inplace(delta_below, ws.z[mask_layer(l - 1)].slice(s![..batch, ..]));
             }
         }

@@ -1,7 +1,8 @@
 //! Plain stochastic gradient descent (E6): no momentum, no weight decay.
 
 use crate::{Gradients, Mlp};
-use ndarray::{ArrayViewMut, Dimension};
+use backprop_tensor::{ThreadPool, axpy_with};
+use ndarray::{ArrayView, ArrayViewMut, Dimension};
 
 /// SGD with a fixed learning rate `eta`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -18,16 +19,34 @@ impl Sgd {
 
     /// E6, `theta <- theta - eta * dL/dtheta`, in place for every parameter.
     pub fn step(&self, model: &mut Mlp, grads: &Gradients) {
+        self.step_on(None, model, grads);
+    }
+
+    /// [`Sgd::step`] on the threads of `pool`, with the same result.
+    pub fn step_in(&self, pool: &ThreadPool, model: &mut Mlp, grads: &Gradients) {
+        self.step_on(Some(pool), model, grads);
+    }
+
+    fn step_on(&self, pool: Option<&ThreadPool>, model: &mut Mlp, grads: &Gradients) {
         for ((layer, dw), db) in model.layers_mut().iter_mut().zip(&grads.dw).zip(&grads.db) {
-            update(self.learning_rate, layer.w.view_mut(), dw.view());
-            update(self.learning_rate, layer.b.view_mut(), db.view());
+            update(pool, self.learning_rate, layer.w.view_mut(), dw.view());
+            update(pool, self.learning_rate, layer.b.view_mut(), db.view());
         }
     }
 }
 
 /// The update rule for one tensor: `theta <- theta - eta * grad`.
-fn update<D: Dimension>(eta: f32, mut theta: ArrayViewMut<'_, f32, D>, grad: ndarray::ArrayView<'_, f32, D>) {
-    theta.scaled_add(-eta, &grad);
+fn update<D: Dimension>(
+    pool: Option<&ThreadPool>,
+    eta: f32,
+    mut theta: ArrayViewMut<'_, f32, D>,
+    grad: ArrayView<'_, f32, D>,
+) {
+    match (pool, theta.as_slice_mut(), grad.as_slice()) {
+        (Some(pool), Some(theta), Some(grad)) => axpy_with(pool, -eta, grad, theta),
+        // The same arithmetic as `axpy_with`, element by element.
+        _ => theta.zip_mut_with(&grad, |t, &g| *t += -eta * g),
+    }
 }
 
 #[cfg(test)]

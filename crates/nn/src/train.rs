@@ -1,10 +1,11 @@
 //! The training loop: epochs of reshuffled mini-batches, each a forward pass,
 //! a backward pass and an SGD step.
 
-use crate::{Gradients, Mlp, NnError, Result, Sgd, Workspace};
+use crate::{Gradients, Input, Mlp, NnError, Result, SPARSE_INPUT_DENSITY, Sgd, Workspace};
 use backprop_data::{Batcher, Dataset};
-use backprop_tensor::Rng;
+use backprop_tensor::{Rng, ThreadPool};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What to train and how: the seed's recipe by default.
@@ -111,6 +112,9 @@ pub struct Trainer {
     grads: Gradients,
     epoch: usize,
     step: u64,
+    /// Whether training batches are compressed (mostly-zero inputs), decided
+    /// once from the data's density.
+    sparse_input: Option<bool>,
 }
 
 /// Offset between the initialisation seed and the shuffle seed, so the two
@@ -165,6 +169,7 @@ impl Trainer {
             config,
             epoch,
             step,
+            sparse_input: None,
         })
     }
 
@@ -188,11 +193,23 @@ impl Trainer {
         self.batcher.start_epoch();
         let n_batches = self.batcher.n_batches();
         let mut loss_sum = 0.0f64;
+        let sparse = *self
+            .sparse_input
+            .get_or_insert_with(|| data.density() < SPARSE_INPUT_DENSITY);
         for i in 0..n_batches {
-            let (x, labels) = self.batcher.batch(data, i);
-            let loss = self.model.backward(x, labels, &mut self.workspace, &mut self.grads);
+            let (x, labels) = if sparse {
+                let (x, labels) = self.batcher.batch_sparse(data, i);
+                (Input::Sparse(x), labels)
+            } else {
+                let (x, labels) = self.batcher.batch(data, i);
+                (Input::Dense(x), labels)
+            };
+            let loss = self
+                .model
+                .backward_input(x, labels, &mut self.workspace, &mut self.grads);
             loss_sum += f64::from(loss) * labels.len() as f64;
-            self.optimizer.step(&mut self.model, &self.grads);
+            self.optimizer
+                .step_in(self.workspace.pool(), &mut self.model, &self.grads);
             self.step += 1;
             on_batch(i + 1, n_batches);
         }
@@ -202,6 +219,19 @@ impl Trainer {
             train_loss: loss_sum / data.len().max(1) as f64,
             seconds: start.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Computes with `threads` threads from now on (`0`: one per CPU). The
+    /// weights do not depend on it: every product splits its work by output
+    /// and sums in a fixed order.
+    pub fn set_threads(&mut self, threads: usize) {
+        let pool = Arc::new(ThreadPool::new(threads));
+        self.workspace = Workspace::with_pool(&self.config.sizes, self.workspace.max_batch(), pool);
+    }
+
+    /// The threads training computes with, to share with evaluation.
+    pub fn pool(&self) -> &Arc<ThreadPool> {
+        self.workspace.pool()
     }
 
     /// The configuration of this run.

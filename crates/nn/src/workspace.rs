@@ -1,7 +1,8 @@
 //! Every buffer a forward and backward pass needs, allocated once.
 
-use backprop_tensor::SparseRows;
+use backprop_tensor::{SparseRows, ThreadPool};
 use ndarray::Array2;
+use std::sync::Arc;
 
 /// Activations, pre-activations and deltas for every layer, sized for the
 /// largest batch; a smaller batch uses the first rows of each buffer.
@@ -18,16 +19,26 @@ pub struct Workspace {
     pub(crate) a: Vec<Array2<f32>>,
     /// `delta(l)`, `(max_batch, n_out(l))` for every layer.
     pub(crate) delta: Vec<Array2<f32>>,
-    /// The network input, compressed, when it is sparse enough to pay.
+    /// The network input, compressed by [`crate::Mlp::forward`] to measure
+    /// its density and, when sparse enough to pay, to multiply with.
     pub(crate) input: SparseRows,
-    /// Whether `input` holds the current batch (else layer 0 reads `x` dense).
-    pub(crate) input_is_sparse: bool,
+    /// `W(l)^T`, `(n_out(l), n_in(l))` for every layer but the first,
+    /// refreshed before BP2 so its product has contiguous rows.
+    pub(crate) wt: Vec<Array2<f32>>,
+    /// Threads for the matrix products.
+    pub(crate) pool: Arc<ThreadPool>,
 }
 
 impl Workspace {
     /// Buffers for a network with these layer sizes and batches of up to
-    /// `max_batch` rows.
+    /// `max_batch` rows, computing on the calling thread only.
     pub fn new(sizes: &[usize], max_batch: usize) -> Self {
+        Self::with_pool(sizes, max_batch, Arc::new(ThreadPool::new(1)))
+    }
+
+    /// [`Workspace::new`], with matrix products shared between the threads
+    /// of `pool`. Results are bit-identical whatever the number of threads.
+    pub fn with_pool(sizes: &[usize], max_batch: usize, pool: Arc<ThreadPool>) -> Self {
         let outs = &sizes[1.min(sizes.len())..];
         let buffers = |n: &[usize]| n.iter().map(|&n| Array2::zeros((max_batch, n))).collect::<Vec<_>>();
         Self {
@@ -36,8 +47,14 @@ impl Workspace {
             a: buffers(&outs[..outs.len().saturating_sub(1)]),
             delta: buffers(outs),
             input: SparseRows::with_capacity(max_batch, sizes.first().copied().unwrap_or(0)),
-            input_is_sparse: false,
+            wt: sizes.windows(2).skip(1).map(|p| Array2::zeros((p[1], p[0]))).collect(),
+            pool,
         }
+    }
+
+    /// The threads this workspace computes with.
+    pub fn pool(&self) -> &Arc<ThreadPool> {
+        &self.pool
     }
 
     /// The largest batch these buffers hold.

@@ -36,7 +36,15 @@ fn case(sizes: &[usize], batch: usize, seed: u64) -> Case {
     for layer in model.layers_mut() {
         layer.b.mapv_inplace(|_| (rng.normal() * 0.1) as f32);
     }
-    let x = Array2::from_shape_simple_fn((batch, sizes[0]), || rng.normal() as f32);
+    // Odd seeds give inputs that are three quarters zeros (the sparse path).
+    let sparse = seed % 2 == 1;
+    let x = Array2::from_shape_simple_fn((batch, sizes[0]), || {
+        if sparse && rng.below(4) != 0 {
+            0.0
+        } else {
+            rng.normal() as f32
+        }
+    });
     let classes = *sizes.last().unwrap() as u64;
     let labels = (0..batch).map(|_| rng.below(classes) as usize).collect();
     Case { model, x, labels }
@@ -48,7 +56,15 @@ fn max_relative_error(case: &Case, mask_layer: MaskLayer) -> f64 {
     let Case { model, x, labels } = case;
     let mut ws = Workspace::new(&model.sizes(), x.nrows());
     let mut grads = Gradients::new(model);
-    model.backward_masked(x.view(), labels, &mut ws, &mut grads, mask_layer);
+    // The same choice as `Mlp::backward`: mostly-zero inputs take the
+    // compressed path, so both paths are checked.
+    ws.input.fill(x.view());
+    let input = if ws.input.density() < SPARSE_INPUT_DENSITY {
+        Own::Compressed
+    } else {
+        Own::Given(Input::Dense(x.view()))
+    };
+    model.backward_from(input, labels, &mut ws, &mut grads, mask_layer);
 
     let mut params: Vec<(Array2<f64>, Array1<f64>)> = model
         .layers()
