@@ -41,6 +41,51 @@ pub enum NnError {
         #[source]
         source: std::io::Error,
     },
+    /// A file given as a checkpoint is something else (wrong magic tag, empty).
+    #[error("{}: not a backprop checkpoint ({reason})", path.display())]
+    NotACheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead of the magic tag.
+        reason: String,
+    },
+    /// A checkpoint written in a format version this build does not read.
+    #[error(
+        "{}: checkpoint format version {found}, but this build of backprop reads version {supported} only",
+        path.display()
+    )]
+    CheckpointVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version the file declares.
+        found: u32,
+        /// The one version this build reads and writes.
+        supported: u32,
+    },
+    /// A checkpoint whose bytes are damaged: truncated, a length or checksum
+    /// mismatch, a payload that does not decode.
+    #[error("{}: corrupt or truncated checkpoint: {reason}", path.display())]
+    CorruptCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What did not match, with the expected and found values.
+        reason: String,
+    },
+    /// A checkpoint that decodes but does not describe a valid run: shapes
+    /// that disagree with the architecture, non-finite parameters,
+    /// inconsistent fields.
+    #[error("{}: invalid checkpoint: {field}: {reason}", path.display())]
+    InvalidCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// The offending field (`parameters[1].weight`).
+        field: String,
+        /// What was expected and what was found.
+        reason: String,
+    },
+    /// A data file could not be read or hashed.
+    #[error(transparent)]
+    Data(#[from] backprop_data::DataError),
 }
 
 /// `Result` with [`NnError`].

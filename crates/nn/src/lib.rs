@@ -22,6 +22,8 @@
 //! tests and the xtask. [`evaluate`] measures accuracy and mean loss.
 #![deny(missing_docs)]
 
+mod checkpoint;
+mod codec;
 mod dense;
 mod error;
 mod evaluate;
@@ -32,9 +34,13 @@ mod optim;
 mod train;
 mod workspace;
 
+pub use checkpoint::{
+    Activation, Architecture, CHECKPOINT_FORMAT_VERSION, CHECKPOINT_HEADER_LEN, CHECKPOINT_MAGIC, Checkpoint,
+    DatasetFile, EpochRecord, LayerParameters, OptimizerState,
+};
 pub use dense::{Dense, Input, SPARSE_INPUT_DENSITY};
 pub use error::{NnError, Result};
-pub use evaluate::{Evaluation, evaluate, evaluate_with};
+pub use evaluate::{Evaluation, evaluate, evaluate_in, evaluate_with};
 pub use init::he_normal;
 pub use loss::softmax_cross_entropy;
 pub use mlp::{Gradients, Mlp};

@@ -1,0 +1,268 @@
+//! `backprop train --save / --resume` and `backprop inspect`, run as a user
+//! would, on synthetic IDX files.
+
+use backprop_nn::Checkpoint;
+use backprop_tests::Synthetic;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn backprop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_backprop"))
+        .args(args)
+        .output()
+        .expect("run backprop")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "{}", stderr(out));
+}
+
+#[track_caller]
+fn assert_fails_cleanly(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "should fail: {err}");
+    assert!(!err.contains("panicked"), "must not panic: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
+    }
+}
+
+/// `train` on `data` with the test's fixed settings and `extra` flags.
+fn train(data: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--data",
+        path(data),
+        "--layers",
+        "64,24,10",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.1",
+        "--seed",
+        "5",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    backprop(&args)
+}
+
+fn weight_bytes(c: &Checkpoint) -> Vec<u8> {
+    c.parameters
+        .iter()
+        .flat_map(|p| p.weight.iter().chain(&p.bias))
+        .flat_map(|x| x.to_le_bytes())
+        .collect()
+}
+
+fn inspect_json(file: &Path) -> serde_json::Value {
+    let out = backprop(&["inspect", path(file), "--json"]);
+    assert_ok(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn two_epochs_resumed_to_four_equal_four_in_one_go() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let straight = dir.path().join("straight.ckpt");
+    let split = dir.path().join("split.ckpt");
+    assert_ok(&train(dir.path(), &["--epochs", "4", "--save", path(&straight)]));
+    assert_ok(&train(dir.path(), &["--epochs", "2", "--save", path(&split)]));
+    assert_eq!(Checkpoint::load(&split).unwrap().epoch, 2);
+
+    // --resume alone saves back to the same file; only --epochs is new.
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--resume",
+        path(&split),
+        "--epochs",
+        "4",
+        "--json",
+    ]);
+    assert_ok(&out);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.iter().map(|l| l["epoch"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [3, 4]
+    );
+
+    let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
+    assert_eq!(weight_bytes(&a), weight_bytes(&b));
+    assert_eq!((a.epoch, a.step, a.shuffle_rng), (b.epoch, b.step, b.shuffle_rng));
+    assert_eq!(a.config, b.config);
+    assert_eq!(b.history.len(), 4);
+    for (x, y) in a.history.iter().zip(&b.history) {
+        assert_eq!(
+            (x.epoch, x.train_loss, x.test_loss, x.test_accuracy),
+            (y.epoch, y.train_loss, y.test_loss, y.test_accuracy)
+        );
+    }
+    // inspect shows the same parameter hash for both.
+    let (ja, jb) = (inspect_json(&straight), inspect_json(&split));
+    assert_eq!(ja["parameters_sha256"], jb["parameters_sha256"]);
+    assert_eq!(ja["parameters_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(jb["epoch"], 4);
+
+    // Resuming with the same values given explicitly, and --save elsewhere.
+    let copy = dir.path().join("copy.ckpt");
+    let out = train(
+        dir.path(),
+        &["--resume", path(&split), "--epochs", "5", "--save", path(&copy)],
+    );
+    assert_ok(&out);
+    assert_eq!(Checkpoint::load(&copy).unwrap().epoch, 5);
+    assert_eq!(
+        Checkpoint::load(&split).unwrap().epoch,
+        4,
+        "--save redirects the writes"
+    );
+}
+
+#[test]
+fn resume_refuses_flags_that_change_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), false);
+    let ckpt = dir.path().join("run.ckpt");
+    assert_ok(&train(dir.path(), &["--epochs", "1", "--save", path(&ckpt)]));
+    let before = std::fs::read(&ckpt).unwrap();
+    let resume = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            path(dir.path()),
+            "--resume",
+            path(&ckpt),
+            "--epochs",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        backprop(&args)
+    };
+    assert_fails_cleanly(
+        &resume(&["--layers", "64,32,10"]),
+        &["--layers 64,32,10", "64,24,10", "--resume"],
+    );
+    assert_fails_cleanly(&resume(&["--batch-size", "16"]), &["--batch-size 16", "32"]);
+    assert_fails_cleanly(&resume(&["--lr", "0.2"]), &["--lr 0.2", "0.1"]);
+    assert_fails_cleanly(&resume(&["--seed", "6"]), &["--seed 6", "5"]);
+    assert_eq!(std::fs::read(&ckpt).unwrap(), before, "a refused resume writes nothing");
+
+    // Fewer epochs than already done.
+    assert_ok(&resume(&[]));
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--resume",
+        path(&ckpt),
+        "--epochs",
+        "2",
+    ]);
+    assert_fails_cleanly(&out, &["--epochs 2", "already trained 3"]);
+    // Nothing left to do is not an error, and changes nothing.
+    let before = std::fs::read(&ckpt).unwrap();
+    let out = backprop(&["train", "--data", path(dir.path()), "--resume", path(&ckpt)]);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("nothing to train"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&ckpt).unwrap(), before);
+}
+
+#[test]
+fn resume_refuses_other_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    Synthetic::default().write_dir(&a, true);
+    Synthetic {
+        seed: 2,
+        ..Synthetic::default()
+    }
+    .write_dir(&b, true);
+    let ckpt = dir.path().join("run.ckpt");
+    assert_ok(&train(&a, &["--epochs", "1", "--save", path(&ckpt)]));
+    let out = backprop(&["train", "--data", path(&b), "--resume", path(&ckpt), "--epochs", "2"]);
+    assert_fails_cleanly(&out, &["differs from the data", "train-images-idx3-ubyte", "SHA-256"]);
+    // The same data, recompressed differently (raw instead of gzip), is
+    // the same data.
+    let raw = dir.path().join("raw");
+    Synthetic::default().write_dir(&raw, false);
+    assert_ok(&backprop(&[
+        "train",
+        "--data",
+        path(&raw),
+        "--resume",
+        path(&ckpt),
+        "--epochs",
+        "2",
+    ]));
+}
+
+#[test]
+fn inspect_prints_what_the_checkpoint_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let ckpt = dir.path().join("run.ckpt");
+    assert_ok(&train(dir.path(), &["--epochs", "2", "--save", path(&ckpt)]));
+    let out = backprop(&["inspect", path(&ckpt)]);
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "format version  1",
+        "64-24-10 (relu, softmax)",
+        "parameters      1810 ",
+        "batch size 32, learning rate 0.1, seed 5",
+        "epoch 2 of 2, step 38",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in\n{text}");
+    }
+    let json = inspect_json(&ckpt);
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["n_parameters"], 64 * 24 + 24 + 24 * 10 + 10);
+    assert_eq!(json["architecture"]["sizes"], serde_json::json!([64, 24, 10]));
+    assert_eq!(
+        json["architecture"]["activations"],
+        serde_json::json!(["relu", "softmax"])
+    );
+    assert_eq!(json["optimizer"]["sgd"]["learning_rate"].as_f64().unwrap() as f32, 0.1);
+    assert_eq!(json["config"]["batch_size"], 32);
+    assert_eq!((json["epoch"].clone(), json["step"].clone()), (2.into(), 38.into()));
+    let history = json["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    let acc = history[1]["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let dataset = json["dataset"].as_array().unwrap();
+    assert_eq!(dataset.len(), 4);
+    assert!(dataset.iter().all(|f| f["sha256"].as_str().unwrap().len() == 64));
+}
+
+#[test]
+fn inspect_and_resume_refuse_what_is_not_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("notes.txt");
+    std::fs::write(&bogus, "hello, this is not a model").unwrap();
+    assert_fails_cleanly(
+        &backprop(&["inspect", path(&bogus)]),
+        &["not a backprop checkpoint", "notes.txt"],
+    );
+    Synthetic::default().write_dir(dir.path(), true);
+    let out = backprop(&["train", "--data", path(dir.path()), "--resume", path(&bogus)]);
+    assert_fails_cleanly(&out, &["cannot resume", "not a backprop checkpoint"]);
+    assert_eq!(std::fs::read(&bogus).unwrap(), b"hello, this is not a model");
+    assert_fails_cleanly(&backprop(&["inspect", "/nonexistent/x.ckpt"]), &["/nonexistent/x.ckpt"]);
+}
