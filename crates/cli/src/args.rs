@@ -1,7 +1,7 @@
 //! The command line as parsed by clap: no I/O and no validation beyond what
 //! clap does per flag; commands turn these into library configurations.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Train and use multilayer perceptrons on MNIST-style data, with
@@ -18,6 +18,21 @@ pub(crate) enum Command {
     /// Train a network with mini-batch SGD, evaluating on the test set after
     /// every epoch.
     Train(TrainArgs),
+    /// Show what a checkpoint holds: format, architecture, parameter count
+    /// and hash, training configuration and position, metrics history,
+    /// dataset hashes.
+    Inspect(InspectArgs),
+    /// Measure a checkpoint on the test set: accuracy, mean loss, confusion
+    /// matrix, per-class precision and recall, and the most confidently
+    /// wrong test images.
+    Eval(EvalArgs),
+    /// Classify image files (PNG, JPEG, PGM), brought into MNIST's form
+    /// first, or test images by index.
+    Predict(PredictArgs),
+    /// Write a checkpoint's weights for NumPy (.npz) or the safetensors
+    /// ecosystem: `layers.{i}.weight` (n_in, n_out) and `layers.{i}.bias`,
+    /// f32.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -26,27 +41,127 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value = "datasets/mnist")]
     pub(crate) data: PathBuf,
 
-    /// Layer sizes from input to output, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "784,128,10")]
-    pub(crate) layers: Vec<usize>,
+    // --layers, --batch-size, --lr and --seed are options so that a resumed
+    // run can tell a flag given from a default: the defaults are applied in
+    // `TrainConfig::try_from`, and a resumed run refuses a differing value.
+    /// Layer sizes from input to output, comma-separated [default: 784,128,10].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) layers: Option<Vec<usize>>,
 
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 10)]
-    pub(crate) epochs: usize,
+    /// Passes over the training set, in total [default: 10; with --resume,
+    /// the checkpoint's, which --epochs may extend].
+    #[arg(long)]
+    pub(crate) epochs: Option<usize>,
 
-    /// Examples per mini-batch.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) batch_size: u64,
+    /// Examples per mini-batch [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) batch_size: Option<u64>,
 
-    /// SGD learning rate.
-    #[arg(long, default_value_t = 0.5)]
-    pub(crate) lr: f32,
+    /// SGD learning rate [default: 0.5].
+    #[arg(long)]
+    pub(crate) lr: Option<f32>,
 
-    /// Seed for weight initialisation and shuffling.
-    #[arg(long, default_value_t = 42)]
-    pub(crate) seed: u64,
+    /// Seed for weight initialisation and shuffling [default: 42].
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+
+    /// Write a checkpoint to PATH after every epoch (atomically: an
+    /// interrupted run keeps the last completed epoch).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) save: Option<PathBuf>,
+
+    /// Continue the run saved in the checkpoint PATH exactly where it stopped
+    /// (bit-identical to an uninterrupted run), saving back to PATH after
+    /// every epoch unless --save names another file. --layers, --batch-size,
+    /// --lr and --seed may only repeat the checkpoint's values, and --data
+    /// must hold the same files (checked by SHA-256).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) resume: Option<PathBuf>,
 
     /// Print one JSON object per epoch instead of text lines.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Threads for the matrix products; 0 means one per CPU. The trained
+    /// weights are bit-identical for any value.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) threads: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// The checkpoint file (written by `backprop train --save`).
+    pub(crate) model: PathBuf,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// The checkpoint file (written by `backprop train --save`).
+    pub(crate) model: PathBuf,
+
+    /// Directory holding the four IDX files; the test set is evaluated.
+    #[arg(long, default_value = "datasets/mnist")]
+    pub(crate) data: PathBuf,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Also write the predicted class of every test image to FILE, one per
+    /// line, in test-set order.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) predictions: Option<PathBuf>,
+
+    /// How many of the most confidently wrong test images to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub(crate) wrong: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PredictArgs {
+    /// The checkpoint file (written by `backprop train --save`); its network
+    /// must take 28x28 = 784 inputs for image files.
+    pub(crate) model: PathBuf,
+
+    /// Image files (PNG, JPEG, PGM/PNM), each holding one digit in any size,
+    /// dark on light or light on dark.
+    pub(crate) images: Vec<PathBuf>,
+
+    /// Predict test image N of --data instead (repeatable).
+    #[arg(long, value_name = "N")]
+    pub(crate) index: Vec<usize>,
+
+    /// Directory holding the four IDX files, for --index.
+    #[arg(long, default_value = "datasets/mnist")]
+    pub(crate) data: PathBuf,
+
+    /// Print one JSON object per image instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The checkpoint file (written by `backprop train --save`).
+    pub(crate) model: PathBuf,
+
+    /// The file format to write.
+    #[arg(long, value_enum)]
+    pub(crate) format: ExportFormat,
+
+    /// The file to write (replaced atomically).
+    pub(crate) out: PathBuf,
+}
+
+/// What `backprop export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// NumPy's zip of .npy arrays, for `np.load`.
+    Npz,
+    /// The safetensors format (Hugging Face).
+    Safetensors,
 }

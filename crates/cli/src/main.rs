@@ -2,6 +2,11 @@
 //! parsed and validated here, and everything else is a library call.
 
 mod args;
+mod checkpointing;
+mod eval;
+mod export;
+mod inspect;
+mod predict;
 mod progress;
 mod train;
 
@@ -22,5 +27,9 @@ fn main() -> ExitCode {
 fn run(cli: args::Cli) -> anyhow::Result<()> {
     match cli.command {
         args::Command::Train(args) => train::run(args),
+        args::Command::Inspect(args) => inspect::run(args),
+        args::Command::Eval(args) => eval::run(args),
+        args::Command::Predict(args) => predict::run(args),
+        args::Command::Export(args) => export::run(args),
     }
 }

@@ -1,8 +1,8 @@
 //! `backprop train`: load the data, train epoch by epoch, report each epoch.
 
-use crate::{args::TrainArgs, progress};
+use crate::{args::TrainArgs, checkpointing, progress};
 use anyhow::{Context, Result};
-use backprop_nn::{EpochStats, Evaluation, TrainConfig, Trainer, evaluate};
+use backprop_nn::{EpochStats, Evaluation, TrainConfig, evaluate_in};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -10,12 +10,16 @@ impl TryFrom<&TrainArgs> for TrainConfig {
     type Error = anyhow::Error;
 
     fn try_from(args: &TrainArgs) -> Result<Self> {
+        let default = TrainConfig::default();
         let config = TrainConfig {
-            sizes: args.layers.clone(),
-            epochs: args.epochs,
-            batch_size: usize::try_from(args.batch_size).context("--batch-size is too large")?,
-            learning_rate: args.lr,
-            seed: args.seed,
+            sizes: args.layers.clone().unwrap_or(default.sizes),
+            epochs: args.epochs.unwrap_or(default.epochs),
+            batch_size: match args.batch_size {
+                Some(b) => usize::try_from(b).context("--batch-size is too large")?,
+                None => default.batch_size,
+            },
+            learning_rate: args.lr.unwrap_or(default.learning_rate),
+            seed: args.seed.unwrap_or(default.seed),
         };
         config.validate()?;
         Ok(config)
@@ -35,12 +39,12 @@ struct EpochReport {
 }
 
 pub(crate) fn run(args: TrainArgs) -> Result<()> {
-    let config = TrainConfig::try_from(&args)?;
+    if args.resume.is_none() {
+        TrainConfig::try_from(&args)?; // bad flags fail before the data loads
+    }
     let data = backprop_data::load_dir(&args.data)?;
-    config
-        .check_data(&data.train)
-        .with_context(|| format!("--layers {:?} do not fit {}", config.sizes, args.data.display()))?;
-    let mut trainer = Trainer::new(config, data.train.len())?;
+    let (mut trainer, mut saver) = checkpointing::start(&args, &data)?;
+    trainer.set_threads(args.threads);
     if !args.json {
         eprintln!(
             "training {:?} on {} examples ({} test), batch {}, lr {}, seed {}",
@@ -66,7 +70,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             bar.finish_and_clear();
         }
         let eval_start = Instant::now();
-        let eval = evaluate(trainer.model(), &data.test)?;
+        let eval = evaluate_in(trainer.pool(), trainer.model(), &data.test, |_, _, _| {})?;
         report(
             &stats,
             &eval,
@@ -74,6 +78,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             trainer.config().epochs,
             args.json,
         )?;
+        saver.record(&trainer, &stats, &eval)?;
     }
     if !args.json {
         eprintln!("done in {:.1} s", start.elapsed().as_secs_f64());

@@ -1,0 +1,241 @@
+//! `backprop eval MODEL`: a checkpoint measured on the test set: accuracy,
+//! mean loss, confusion matrix, per-class precision and recall, and the
+//! most confidently wrong test images.
+
+use crate::args::EvalArgs;
+use crate::export::write_atomic;
+use anyhow::{Context, Result};
+use backprop_nn::{Checkpoint, Mlp, evaluate_with};
+use serde::Serialize;
+use std::path::Path;
+
+/// The network of the checkpoint at `path`, validated.
+pub(crate) fn load_model(path: &Path) -> Result<Mlp> {
+    let checkpoint = Checkpoint::load(path)?;
+    checkpoint
+        .model()
+        .with_context(|| format!("{}: cannot build the network", path.display()))
+}
+
+/// `a-b-c` for layer sizes.
+pub(crate) fn sizes_text(sizes: &[usize]) -> String {
+    sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
+}
+
+/// Softmax of one row of logits, in f64.
+pub(crate) fn softmax(logits: impl IntoIterator<Item = f32>) -> Vec<f64> {
+    let z: Vec<f64> = logits.into_iter().map(f64::from).collect();
+    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
+    let total: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / total).collect()
+}
+
+/// The index of the largest value, the first on ties (as `argmax_rows`).
+pub(crate) fn argmax(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[derive(Serialize)]
+struct ClassStats {
+    class: usize,
+    /// Test images of this class.
+    support: usize,
+    /// Test images predicted as this class.
+    predicted: usize,
+    /// Of those predicted as this class, the fraction that are; `null` when
+    /// none was predicted.
+    precision: Option<f64>,
+    /// Of this class's images, the fraction predicted as it; `null` when
+    /// there are none.
+    recall: Option<f64>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct Wrong {
+    /// Position in the test set.
+    index: usize,
+    label: usize,
+    predicted: usize,
+    /// The probability the network gave its (wrong) prediction.
+    probability: f64,
+}
+
+/// The `--json` object.
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    data: String,
+    sizes: Vec<usize>,
+    n: usize,
+    correct: usize,
+    /// Fraction in [0, 1].
+    accuracy: f64,
+    /// Mean cross-entropy.
+    loss: f64,
+    /// `confusion[true][predicted]`.
+    confusion: Vec<Vec<usize>>,
+    per_class: Vec<ClassStats>,
+    confidently_wrong: Vec<Wrong>,
+}
+
+pub(crate) fn run(args: EvalArgs) -> Result<()> {
+    let model = load_model(&args.model)?;
+    let data = backprop_data::load_dir(&args.data)?;
+    let test = &data.test;
+    let n_classes = model.n_outputs();
+    let mut confusion = vec![vec![0usize; n_classes]; n_classes];
+    let mut predictions = Vec::with_capacity(test.len());
+    let mut wrong: Vec<Wrong> = Vec::new();
+    let eval = evaluate_with(&model, test, |first, logits, labels| {
+        for (r, row) in logits.rows().into_iter().enumerate() {
+            let z: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            let predicted = argmax(&z); // on the logits, exactly as `evaluate` counts
+            let p = softmax(row.iter().copied());
+            let label = labels[r];
+            confusion[label][predicted] += 1;
+            predictions.push(predicted);
+            if predicted != label {
+                wrong.push(Wrong {
+                    index: first + r,
+                    label,
+                    predicted,
+                    probability: p[predicted],
+                });
+            }
+        }
+    })
+    .with_context(|| {
+        format!(
+            "{} (layers {}) does not fit the data in {}",
+            args.model.display(),
+            sizes_text(&model.sizes()),
+            args.data.display()
+        )
+    })?;
+    wrong.sort_by(|a, b| b.probability.total_cmp(&a.probability).then(a.index.cmp(&b.index)));
+    wrong.truncate(args.wrong);
+    let per_class = (0..n_classes)
+        .map(|c| {
+            let support: usize = confusion[c].iter().sum();
+            let predicted: usize = confusion.iter().map(|row| row[c]).sum();
+            let hits = confusion[c][c] as f64;
+            ClassStats {
+                class: c,
+                support,
+                predicted,
+                precision: (predicted > 0).then(|| hits / predicted as f64),
+                recall: (support > 0).then(|| hits / support as f64),
+            }
+        })
+        .collect();
+    if let Some(path) = &args.predictions {
+        let text: String = predictions.iter().map(|p| format!("{p}\n")).collect();
+        write_atomic(path, text.as_bytes())?;
+    }
+    let report = Report {
+        model: args.model.display().to_string(),
+        data: args.data.display().to_string(),
+        sizes: model.sizes(),
+        n: eval.n,
+        correct: eval.correct,
+        accuracy: eval.accuracy,
+        loss: eval.loss,
+        confusion,
+        per_class,
+        confidently_wrong: wrong,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", text(&report));
+    }
+    Ok(())
+}
+
+fn text(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} (layers {}) on the {} test images of {}",
+        r.model,
+        sizes_text(&r.sizes),
+        r.n,
+        r.data
+    );
+    let _ = writeln!(
+        out,
+        "accuracy {:.2}% ({} of {}), mean loss {:.4}\n",
+        100.0 * r.accuracy,
+        r.correct,
+        r.n,
+        r.loss
+    );
+    let width = r
+        .confusion
+        .iter()
+        .flatten()
+        .max()
+        .map_or(1, |m| m.to_string().len())
+        .max(3);
+    let _ = writeln!(out, "confusion matrix (rows: true class, columns: predicted)");
+    let _ = write!(out, "{:>5} ", "");
+    for c in 0..r.confusion.len() {
+        let _ = write!(out, " {c:>width$}");
+    }
+    let _ = writeln!(out, "   precision  recall");
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.2}%", 100.0 * v));
+    for (c, row) in r.confusion.iter().enumerate() {
+        let _ = write!(out, "{c:>5} ");
+        for v in row {
+            let _ = write!(out, " {v:>width$}");
+        }
+        let s = &r.per_class[c];
+        let _ = writeln!(out, "   {:>9}  {:>6}", pct(s.precision), pct(s.recall));
+    }
+    if r.confidently_wrong.is_empty() {
+        let _ = writeln!(out, "\nno test image is misclassified");
+    } else {
+        let _ = writeln!(
+            out,
+            "\nmost confidently wrong (see `backprop predict MODEL --index N`):"
+        );
+        let _ = writeln!(
+            out,
+            "{:>7}  {:>4}  {:>9}  {:>11}",
+            "index", "true", "predicted", "probability"
+        );
+        for w in &r.confidently_wrong {
+            let _ = writeln!(
+                out,
+                "{:>7}  {:>4}  {:>9}  {:>10.2}%",
+                w.index,
+                w.label,
+                w.predicted,
+                100.0 * w.probability
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_is_stable_and_sums_to_one() {
+        let p = softmax([1000.0f32, 1000.0, 999.0]);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!((p[0] - p[1]).abs() < 1e-15 && p[0] > p[2]);
+        assert_eq!(argmax(&p), 0, "first on ties");
+        assert_eq!(argmax(&softmax([-3.0f32, 2.0, 1.0])), 1);
+    }
+}

@@ -1,0 +1,257 @@
+//! `backprop export MODEL --format npz|safetensors OUT`: a checkpoint's
+//! weights for other tools, as tensors `layers.{i}.weight` of shape
+//! `(n_in, n_out)` and `layers.{i}.bias` of shape `(n_out,)`, f32
+//! little-endian, so that `x @ W + b` is layer `i`.
+//!
+//! `.npz` is written by hand: a zip archive of stored (uncompressed) entries
+//! `NAME.npy`, each a `.npy` version 1.0 file (magic, a Python-dict header
+//! padded to a 64-byte boundary, the raw data). The `zip` crate writes the
+//! archive; the header is one format string, which is less than the
+//! `ndarray-npy` crate would add (it pulls in a Python-literal parser).
+//! `.safetensors` is written by the official `safetensors` crate.
+
+use crate::args::{ExportArgs, ExportFormat};
+use anyhow::{Context, Result};
+use backprop_nn::Checkpoint;
+use std::io::{Cursor, Write};
+use std::path::Path;
+
+/// One named tensor of f32 values, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Tensor {
+    pub(crate) name: String,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Vec<f32>,
+}
+
+impl Tensor {
+    fn le_bytes(&self) -> Vec<u8> {
+        self.data.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+}
+
+pub(crate) fn run(args: ExportArgs) -> Result<()> {
+    let checkpoint = Checkpoint::load(&args.model)?;
+    let tensors = tensors(&checkpoint);
+    let bytes = match args.format {
+        ExportFormat::Npz => npz_bytes(&tensors)?,
+        ExportFormat::Safetensors => safetensors_bytes(&tensors)?,
+    };
+    write_atomic(&args.out, &bytes)?;
+    eprintln!(
+        "wrote {} tensors ({} parameters) to {}",
+        tensors.len(),
+        checkpoint.n_parameters(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The checkpoint's parameters as named tensors, weights before biases,
+/// layer by layer.
+pub(crate) fn tensors(checkpoint: &Checkpoint) -> Vec<Tensor> {
+    checkpoint
+        .parameters
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            [
+                Tensor {
+                    name: format!("layers.{i}.weight"),
+                    shape: vec![p.shape.0, p.shape.1],
+                    data: p.weight.clone(),
+                },
+                Tensor {
+                    name: format!("layers.{i}.bias"),
+                    shape: vec![p.bias.len()],
+                    data: p.bias.clone(),
+                },
+            ]
+        })
+        .collect()
+}
+
+/// The `.npy` version 1.0 encoding of `tensor`: magic `\x93NUMPY`, version
+/// 1.0, the header length (u16 LE), a Python dict literal padded with spaces
+/// and ending in a newline so the data starts on a 64-byte boundary, then the
+/// f32 values little-endian in C order.
+pub(crate) fn npy_bytes(tensor: &Tensor) -> Vec<u8> {
+    let shape = match tensor.shape.as_slice() {
+        [n] => format!("({n},)"),
+        dims => format!("({})", dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    const PREAMBLE: usize = 6 + 2 + 2;
+    let unpadded = PREAMBLE + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut out = Vec::with_capacity(PREAMBLE + header.len() + 4 * tensor.data.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&tensor.le_bytes());
+    out
+}
+
+/// An `.npz` archive: one stored entry `NAME.npy` per tensor.
+pub(crate) fn npz_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
+    use zip::write::SimpleFileOptions;
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(tensors.iter().any(|t| 4 * t.data.len() >= u32::MAX as usize / 2));
+    for tensor in tensors {
+        zip.start_file(format!("{}.npy", tensor.name), options)
+            .context("cannot write the .npz archive")?;
+        zip.write_all(&npy_bytes(tensor))
+            .context("cannot write the .npz archive")?;
+    }
+    Ok(zip.finish().context("cannot write the .npz archive")?.into_inner())
+}
+
+/// A `.safetensors` file with every tensor as F32.
+pub(crate) fn safetensors_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(Tensor::le_bytes).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| Ok((t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), b)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+        .context("cannot lay out the safetensors tensors")?;
+    safetensors::serialize(views, None).context("cannot write the safetensors file")
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, flushed and synced, then renamed over `path`, so a failure
+/// leaves any previous file intact.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".backprop-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| {
+            format!(
+                "cannot create a temporary file in {} to write {}",
+                dir.display(),
+                path.display()
+            )
+        })?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.flush())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn sample() -> Vec<Tensor> {
+        let w: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+        vec![
+            Tensor {
+                name: "layers.0.weight".into(),
+                shape: vec![4, 3],
+                data: w,
+            },
+            Tensor {
+                name: "layers.0.bias".into(),
+                shape: vec![3],
+                data: vec![f32::MIN_POSITIVE, -0.0, 1e30],
+            },
+        ]
+    }
+
+    /// Parses a `.npy` v1.0 file of `<f4` data: (shape, data bytes).
+    fn parse_npy(bytes: &[u8]) -> (Vec<usize>, Vec<u8>) {
+        assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+        let len = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+        assert_eq!((10 + len) % 64, 0, "data must start 64-byte aligned");
+        let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+        assert!(header.ends_with('\n'));
+        assert!(
+            header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': ("),
+            "{header}"
+        );
+        let dims = &header[header.find("'shape': (").unwrap() + 10..header.find(')').unwrap()];
+        let shape = dims
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| d.parse().unwrap())
+            .collect();
+        (shape, bytes[10 + len..].to_vec())
+    }
+
+    #[test]
+    fn npz_round_trips_names_shapes_and_bytes() {
+        let tensors = sample();
+        let bytes = npz_bytes(&tensors).unwrap();
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        assert_eq!(archive.len(), 2);
+        for t in &tensors {
+            let mut entry = archive.by_name(&format!("{}.npy", t.name)).unwrap();
+            assert_eq!(entry.compression(), zip::CompressionMethod::Stored);
+            let mut npy = Vec::new();
+            entry.read_to_end(&mut npy).unwrap();
+            let (shape, data) = parse_npy(&npy);
+            assert_eq!(shape, t.shape);
+            assert_eq!(data, t.le_bytes());
+        }
+    }
+
+    #[test]
+    fn npy_header_spells_shapes_as_python_tuples() {
+        let t = &sample()[1];
+        let npy = npy_bytes(t);
+        // As NumPy writes it: 128 bytes of preamble and header, then data.
+        let header = std::str::from_utf8(&npy[10..128]).unwrap();
+        assert!(header.contains("'shape': (3,), }"), "{header}");
+        assert!(header.ends_with(" \n"));
+        assert_eq!(npy.len(), 128 + 12);
+        let npy = npy_bytes(&sample()[0]);
+        assert!(
+            std::str::from_utf8(&npy[10..128])
+                .unwrap()
+                .contains("'shape': (4, 3), }")
+        );
+    }
+
+    #[test]
+    fn safetensors_round_trips_names_shapes_and_bytes() {
+        let tensors = sample();
+        let bytes = safetensors_bytes(&tensors).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort_unstable();
+        assert_eq!(names, ["layers.0.bias", "layers.0.weight"]);
+        for t in &tensors {
+            let view = st.tensor(&t.name).unwrap();
+            assert_eq!(view.dtype(), safetensors::Dtype::F32);
+            assert_eq!(view.shape(), t.shape.as_slice());
+            assert_eq!(view.data(), t.le_bytes().as_slice());
+        }
+    }
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.npz");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = write_atomic(&dir.path().join("missing/w.npz"), b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("missing"), "{err:#}");
+    }
+}

@@ -1,0 +1,239 @@
+//! `backprop predict MODEL IMAGE... [--index N]`: classify image files,
+//! brought into MNIST's form first (see [`backprop_data::preprocess_digit`]),
+//! or test images by index; print the three most probable classes and what
+//! the network saw.
+
+use crate::args::PredictArgs;
+use crate::eval::{argmax, load_model, sizes_text, softmax};
+use anyhow::{Context, Result, bail};
+use backprop_data::{DIGIT_FRAME, DIGIT_PIXELS, pixel_to_f32, preprocess_digit};
+use backprop_nn::{Mlp, Workspace};
+use ndarray::Array2;
+use serde::Serialize;
+use std::path::Path;
+
+/// Classes listed per image.
+const TOP: usize = 3;
+
+/// Grey ramp for the text rendering, from black to full ink.
+const RAMP: &[u8] = b" .:-=+*#%@";
+
+#[derive(Serialize)]
+struct Top {
+    class: usize,
+    probability: f64,
+}
+
+/// One image's result, as printed with `--json`.
+#[derive(Serialize)]
+struct Prediction {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    /// The test set's label, with `--index`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<usize>,
+    /// Whether the file had a light background and was inverted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inverted: Option<bool>,
+    predicted: usize,
+    top: Vec<Top>,
+    /// What the network saw, one string per row (ramp " .:-=+*#%@").
+    #[serde(skip)]
+    seen: Vec<String>,
+}
+
+/// Runs a model on one example at a time.
+struct Classifier {
+    model: Mlp,
+    ws: Workspace,
+    x: Array2<f32>,
+}
+
+impl Classifier {
+    fn new(model: Mlp) -> Self {
+        let ws = Workspace::new(&model.sizes(), 1);
+        let x = Array2::zeros((1, model.n_inputs()));
+        Self { model, ws, x }
+    }
+
+    /// `(predicted class, top classes)` for one image of `n_inputs` pixels.
+    fn classify(&mut self, pixels: &[u8]) -> (usize, Vec<Top>) {
+        for (x, &p) in self.x.iter_mut().zip(pixels) {
+            *x = pixel_to_f32(p);
+        }
+        let logits = self.model.forward(self.x.view(), &mut self.ws);
+        let z: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
+        let p = softmax(logits.iter().copied());
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+        let top = order
+            .iter()
+            .take(TOP)
+            .map(|&class| Top {
+                class,
+                probability: p[class],
+            })
+            .collect();
+        (argmax(&z), top)
+    }
+}
+
+pub(crate) fn run(args: PredictArgs) -> Result<()> {
+    if args.images.is_empty() && args.index.is_empty() {
+        bail!("nothing to predict: give image files (PNG, JPEG, PGM) or --index N for test image N");
+    }
+    let model = load_model(&args.model)?;
+    let sizes = model.sizes();
+    let mut classifier = Classifier::new(model);
+    if !args.index.is_empty() {
+        let data = backprop_data::load_dir(&args.data)?;
+        let test = &data.test;
+        if test.n_features() != sizes[0] {
+            bail!(
+                "{} (layers {}) takes {} inputs, but the images in {} have {}x{} = {} pixels",
+                args.model.display(),
+                sizes_text(&sizes),
+                sizes[0],
+                args.data.display(),
+                test.image_shape().0,
+                test.image_shape().1,
+                test.n_features()
+            );
+        }
+        for &index in &args.index {
+            if index >= test.len() {
+                bail!(
+                    "--index {index}: {} has {} test images, expected an index below {}",
+                    args.data.display(),
+                    test.len(),
+                    test.len()
+                );
+            }
+            let pixels = test.image(index);
+            let (predicted, top) = classifier.classify(pixels);
+            emit(
+                &Prediction {
+                    file: None,
+                    index: Some(index),
+                    label: Some(usize::from(test.labels()[index])),
+                    inverted: None,
+                    predicted,
+                    top,
+                    seen: render(pixels, test.image_shape().1),
+                },
+                args.json,
+            )?;
+        }
+    }
+    if !args.images.is_empty() && sizes[0] != DIGIT_PIXELS {
+        bail!(
+            "{} (layers {}) takes {} inputs, but image files are brought to {DIGIT_FRAME}x{DIGIT_FRAME} = \
+             {DIGIT_PIXELS} pixels as in MNIST; use a model trained on 28x28 images",
+            args.model.display(),
+            sizes_text(&sizes),
+            sizes[0]
+        );
+    }
+    for path in &args.images {
+        let (pixels, inverted) = load_digit(path)?;
+        let (predicted, top) = classifier.classify(&pixels);
+        emit(
+            &Prediction {
+                file: Some(path.display().to_string()),
+                index: None,
+                label: None,
+                inverted: Some(inverted),
+                predicted,
+                top,
+                seen: render(&pixels, DIGIT_FRAME),
+            },
+            args.json,
+        )?;
+    }
+    Ok(())
+}
+
+/// Decodes an image file and brings it into MNIST's form: `(pixels,
+/// inverted)`. Transparent pixels are composited over white, as a viewer
+/// shows them.
+fn load_digit(path: &Path) -> Result<([u8; DIGIT_PIXELS], bool)> {
+    let shown = path.display();
+    let image = image::ImageReader::open(path)
+        .with_context(|| format!("{shown}: cannot open the image"))?
+        .with_guessed_format()
+        .with_context(|| format!("{shown}: cannot read the image"))?
+        .decode()
+        .with_context(|| format!("{shown}: cannot decode the image (expected PNG, JPEG or PGM/PNM)"))?;
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    let luma: Vec<u8> = if image.color().has_alpha() {
+        image
+            .to_luma_alpha8()
+            .pixels()
+            .map(|p| {
+                let [l, a] = p.0.map(u32::from);
+                ((l * a + 255 * (255 - a) + 127) / 255) as u8
+            })
+            .collect()
+    } else {
+        image.to_luma8().into_raw()
+    };
+    let digit = preprocess_digit(width, height, &luma).with_context(|| format!("{shown}: cannot find a digit"))?;
+    Ok((digit.pixels, digit.inverted))
+}
+
+/// Two characters per pixel, one string per row.
+fn render(pixels: &[u8], width: usize) -> Vec<String> {
+    pixels
+        .chunks(width)
+        .map(|row| {
+            row.iter()
+                .flat_map(|&v| {
+                    let c = char::from(RAMP[(usize::from(v) * (RAMP.len() - 1) + 127) / 255]);
+                    [c, c]
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn emit(p: &Prediction, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(p)?);
+        return Ok(());
+    }
+    let name = match (&p.file, p.index) {
+        (Some(file), _) => file.clone(),
+        (None, Some(i)) => format!("test image {i} (label {})", p.label.unwrap_or_default()),
+        (None, None) => String::new(),
+    };
+    let top = p
+        .top
+        .iter()
+        .map(|t| format!("{} {:.2}%", t.class, 100.0 * t.probability))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!("{name}: {}  ({top})", p.predicted);
+    if p.inverted == Some(true) {
+        println!("(light background: inverted)");
+    }
+    let width = p.seen.first().map_or(0, |r| r.chars().count());
+    println!("+{}+", "-".repeat(width));
+    for row in &p.seen {
+        println!("|{row}|");
+    }
+    println!("+{}+", "-".repeat(width));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_maps_black_to_space_and_full_ink_to_at() {
+        let rows = render(&[0, 255, 128, 28], 2);
+        assert_eq!(rows, ["  @@", "++.."]);
+    }
+}
