@@ -229,6 +229,70 @@ pub enum DataError {
         /// The number of classes.
         n_classes: usize,
     },
+
+    /// An image handed to [`preprocess_digit`](crate::preprocess_digit) has
+    /// no pixels.
+    #[error("the image is empty ({width}x{height} pixels), expected a picture of a digit")]
+    EmptyImage {
+        /// Its width in pixels.
+        width: usize,
+        /// Its height in pixels.
+        height: usize,
+    },
+
+    /// The luminance buffer handed to
+    /// [`preprocess_digit`](crate::preprocess_digit) does not hold
+    /// `width * height` bytes.
+    #[error(
+        "luminance buffer holds {found} bytes, expected {width}x{height} = {} bytes",
+        width.saturating_mul(*height)
+    )]
+    ImageBufferMismatch {
+        /// The stated width.
+        width: usize,
+        /// The stated height.
+        height: usize,
+        /// The length of the buffer.
+        found: usize,
+    },
+
+    /// An image handed to [`preprocess_digit`](crate::preprocess_digit) has
+    /// no ink: nothing stands out from the background by at least
+    /// [`MIN_INK_CONTRAST`](crate::MIN_INK_CONTRAST) grey levels.
+    #[error(
+        "no ink found in the {width}x{height} image: nothing stands out from the background by more \
+         than {contrast} grey levels, expected at least {min_contrast} (is it blank?)"
+    )]
+    BlankImage {
+        /// Its width in pixels.
+        width: usize,
+        /// Its height in pixels.
+        height: usize,
+        /// How far the strongest ink stands out from the background (0-255).
+        contrast: u8,
+        /// The least contrast that counts as ink.
+        min_contrast: u8,
+    },
+
+    /// No source yielded a file of a data set with the expected content
+    /// (feature `download`).
+    #[cfg(feature = "download")]
+    #[error(
+        "cannot get {file} of {dataset} into {}: {}\n\
+         Pass `--from DIR` with a local copy of the data set's files (gzipped or raw), \
+         or set BACKPROP_DATA_MIRROR to such a directory or to a mirror's http(s) URL.",
+        dest.display(), display_failures(failures)
+    )]
+    Download {
+        /// The data set, such as `mnist`.
+        dataset: String,
+        /// The standard base name of the file, such as `train-images-idx3-ubyte`.
+        file: String,
+        /// The destination directory.
+        dest: PathBuf,
+        /// Every source tried, in order, with why it failed.
+        failures: Vec<crate::download::SourceFailure>,
+    },
 }
 
 /// What kind of IDX file a magic number announces, for messages.
@@ -239,6 +303,19 @@ fn magic_name(magic: u32) -> &'static str {
         _ if magic >> 16 == 0 => "another IDX type",
         _ => "not an IDX file",
     }
+}
+
+/// One line per source tried, for [`DataError::Download`].
+#[cfg(feature = "download")]
+fn display_failures(failures: &[crate::download::SourceFailure]) -> String {
+    if failures.is_empty() {
+        return "there was no source to try.".to_owned();
+    }
+    let mut text = String::from("every source failed:");
+    for (i, failure) in failures.iter().enumerate() {
+        text.push_str(&format!("\n  {}. {failure}", i + 1));
+    }
+    text
 }
 
 /// `a, b, c` for a list of paths.

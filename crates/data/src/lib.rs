@@ -15,8 +15,14 @@
 //!   training allocates nothing per step and resumes exactly from the rng
 //!   state.
 //!
+//! - [`preprocess_digit`] brings any grayscale picture of a digit into
+//!   MNIST's form (28x28, ink bright on black, 20-pixel box, centred by
+//!   centre of mass), for predicting on one's own images.
 //! - [`content_sha256`] identifies a file by the SHA-256 of its decompressed
 //!   content, which stays the same when a mirror recompresses it.
+//! - with the `download` feature, `download()` fetches MNIST or
+//!   Fashion-MNIST (or any `DatasetSpec`) from the first of several sources
+//!   that yields files with the expected hashes.
 //!
 //! Every failure is a [`DataError`] whose message names the file and says
 //! what was expected and what was found.
@@ -24,13 +30,21 @@
 
 mod batch;
 mod dataset;
+#[cfg(feature = "download")]
+mod download;
 mod error;
 mod hash;
 mod idx;
 mod mnist;
+mod preprocess;
 
 pub use batch::Batcher;
 pub use dataset::{Dataset, pixel_to_f32};
+#[cfg(feature = "download")]
+pub use download::{
+    DatasetSpec, Event, FASHION_MNIST, Failure, Fetched, FileSpec, KnownDataset, MIRROR_ENV, MNIST, Options, Source,
+    SourceFailure, download,
+};
 pub use error::{DataError, Result};
 pub use hash::content_sha256;
 pub use idx::{
@@ -41,3 +55,4 @@ pub use mnist::{
     FILES, MNIST_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, TrainTest, candidates, find_file,
     load_dir, load_dir_with_classes,
 };
+pub use preprocess::{DIGIT_BOX, DIGIT_FRAME, DIGIT_PIXELS, MIN_INK_CONTRAST, Preprocessed, preprocess_digit};
