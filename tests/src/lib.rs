@@ -17,8 +17,8 @@ pub const FILES: [&str; 4] = [
 ];
 
 /// A synthetic classification problem: `n_classes` prototype images of
-/// `side x side` pixels, each example a prototype with pixel noise and about
-/// three quarters of its pixels exactly zero (like MNIST).
+/// `side x side` pixels, each example a prototype with pixel noise; by
+/// default about three quarters of the pixels are exactly zero (like MNIST).
 #[derive(Clone, Debug)]
 pub struct Synthetic {
     /// Image height and width.
@@ -31,6 +31,9 @@ pub struct Synthetic {
     pub n_test: usize,
     /// Seeds the prototypes and the noise.
     pub seed: u64,
+    /// Probability that a prototype pixel has ink: 0.25 by default (sparse
+    /// like MNIST), 1.0 for dense images.
+    pub ink: f64,
 }
 
 impl Default for Synthetic {
@@ -41,6 +44,7 @@ impl Default for Synthetic {
             n_train: 600,
             n_test: 200,
             seed: 1,
+            ink: 0.25,
         }
     }
 }

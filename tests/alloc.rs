@@ -1,0 +1,118 @@
+//! No heap allocation inside a training step once the first step has run:
+//! a counting global allocator watches a whole second epoch, on one thread
+//! and on two, on the sparse and on the dense input path.
+
+use backprop_nn::{TrainConfig, Trainer};
+use backprop_tests::Synthetic;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+struct Counting;
+
+/// Whether allocations are being counted, and how many were seen. Global
+/// (not per thread) so the pool's workers are watched too; the test body
+/// holds `SERIAL` so tests in this binary do not count each other.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn note_allocation() {
+    if COUNTING.load(Ordering::Relaxed) {
+        COUNT.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns how many allocations any thread made meanwhile.
+fn allocations_during(f: impl FnOnce()) -> usize {
+    COUNT.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    COUNT.load(Ordering::SeqCst)
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let n = allocations_during(|| drop(std::hint::black_box(vec![1u8; 100])));
+    assert_eq!(n, 1);
+}
+
+/// Allocations during the first and the second epoch.
+fn epoch_allocations(sizes: Vec<usize>, side: usize, ink: f64, threads: usize) -> (usize, usize) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic {
+        side,
+        ink,
+        n_train: 300,
+        ..Synthetic::default()
+    }
+    .write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    // 300 examples in batches of 64: four full batches and a partial one.
+    let config = TrainConfig {
+        sizes,
+        epochs: 3,
+        batch_size: 64,
+        learning_rate: 0.1,
+        seed: 1,
+    };
+    let mut trainer = Trainer::new(config, data.train.len()).unwrap();
+    trainer.set_threads(threads);
+    let first = allocations_during(|| {
+        trainer.train_epoch(&data.train, |_, _| {}).unwrap();
+    });
+    let second = allocations_during(|| {
+        trainer.train_epoch(&data.train, |_, _| {}).unwrap();
+    });
+    (first, second)
+}
+
+#[test]
+fn a_second_epoch_allocates_nothing_on_the_sparse_path() {
+    // Synthetic images are about three quarters zeros: the compressed path.
+    for threads in [1, 2] {
+        let (_, second) = epoch_allocations(vec![64, 32, 10], 8, 0.25, threads);
+        assert_eq!(second, 0, "allocations during the second epoch with {threads} threads");
+    }
+}
+
+#[test]
+fn a_second_epoch_allocates_nothing_on_the_dense_path() {
+    // Images with ink everywhere are dense; a deep network runs every dense
+    // kernel (forward, BP4 and BP2) on every step.
+    for threads in [1, 2] {
+        let (_, second) = epoch_allocations(vec![16, 16, 16, 10], 4, 1.0, threads);
+        assert_eq!(second, 0, "allocations during the second epoch with {threads} threads");
+    }
+}

@@ -1,0 +1,55 @@
+//! The number of threads does not change the result: one, two and three
+//! threads train bit-identical weights.
+
+use backprop_nn::{Mlp, TrainConfig, Trainer};
+use backprop_tests::Synthetic;
+
+fn weight_bytes(model: &Mlp) -> Vec<u8> {
+    model
+        .layers()
+        .iter()
+        .flat_map(|l| l.w.iter().chain(&l.b))
+        .flat_map(|x| x.to_le_bytes())
+        .collect()
+}
+
+fn train(sizes: Vec<usize>, side: usize, ink: f64, threads: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic {
+        side,
+        ink,
+        n_train: 500,
+        ..Synthetic::default()
+    }
+    .write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    let config = TrainConfig {
+        sizes,
+        epochs: 2,
+        batch_size: 50,
+        learning_rate: 0.1,
+        seed: 9,
+    };
+    let mut trainer = Trainer::new(config, data.train.len()).unwrap();
+    trainer.set_threads(threads);
+    while !trainer.is_done() {
+        trainer.train_epoch(&data.train, |_, _| {}).unwrap();
+    }
+    weight_bytes(trainer.model())
+}
+
+#[test]
+fn sparse_path_weights_do_not_depend_on_threads() {
+    let one = train(vec![256, 64, 10], 16, 0.25, 1);
+    assert_eq!(one, train(vec![256, 64, 10], 16, 0.25, 2));
+    assert_eq!(one, train(vec![256, 64, 10], 16, 0.25, 3));
+}
+
+#[test]
+fn dense_path_weights_do_not_depend_on_threads() {
+    // Images with ink everywhere are dense; 40 and 20 are wider than a
+    // register tile, so tiles are shared between threads.
+    let one = train(vec![36, 40, 20, 10], 6, 1.0, 1);
+    assert_eq!(one, train(vec![36, 40, 20, 10], 6, 1.0, 2));
+    assert_eq!(one, train(vec![36, 40, 20, 10], 6, 1.0, 3));
+}
