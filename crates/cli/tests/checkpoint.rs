@@ -1,40 +1,13 @@
 //! `backprop train --save / --resume` and `backprop inspect`, run as a user
 //! would, on synthetic IDX files.
 
+mod common;
+
 use backprop_nn::Checkpoint;
 use backprop_tests::Synthetic;
+use common::{assert_fails_cleanly, assert_ok, backprop, path, stderr};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn backprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backprop"))
-        .args(args)
-        .output()
-        .expect("run backprop")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "{}", stderr(out));
-}
-
-#[track_caller]
-fn assert_fails_cleanly(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "should fail: {err}");
-    assert!(!err.contains("panicked"), "must not panic: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
-    }
-}
+use std::process::Output;
 
 /// `train` on `data` with the test's fixed settings and `extra` flags.
 fn train(data: &Path, extra: &[&str]) -> Output {

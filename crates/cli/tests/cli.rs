@@ -1,28 +1,14 @@
 //! The `backprop` binary, run as a user would, on synthetic IDX files.
 
-use backprop_tests::Synthetic;
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn backprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backprop"))
-        .args(args)
-        .output()
-        .expect("run backprop")
-}
+use backprop_tests::Synthetic;
+use common::{assert_fails_cleanly, backprop, path, stderr};
 
 fn synthetic_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     Synthetic::default().write_dir(dir.path(), true);
     dir
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -75,15 +61,6 @@ fn train_prints_plain_lines_when_piped() {
     assert_eq!(stdout.lines().filter(|l| l.starts_with("epoch")).count(), 2, "{stdout}");
     assert!(stdout.contains("test accuracy"));
     assert!(!stderr(&out).contains('\u{1b}'), "no terminal escapes when piped");
-}
-
-fn assert_fails_cleanly(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "expected failure, stderr: {err}");
-    assert!(!err.contains("panicked"), "must not panic: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
-    }
 }
 
 #[test]

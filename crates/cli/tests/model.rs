@@ -1,41 +1,15 @@
 //! Using a trained model: `backprop eval`, `predict` and `export`, run as a
 //! user would on checkpoints that `backprop train --save` wrote.
 
+mod common;
+
 use backprop_data::{DIGIT_FRAME, DIGIT_PIXELS, preprocess_digit};
 use backprop_tensor::Rng;
 use backprop_tests::{Synthetic, images_idx, labels_idx};
+use common::{assert_fails_cleanly, assert_ok, backprop, path};
 use image::{GrayImage, ImageFormat, imageops};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn backprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backprop"))
-        .args(args)
-        .output()
-        .expect("run backprop")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "{}", stderr(out));
-}
-
-fn assert_fails_cleanly(out: &Output, needles: &[&str]) {
-    assert!(!out.status.success(), "must fail");
-    let err = stderr(out);
-    assert!(!err.contains("panicked"), "must not panic: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    }
-}
 
 /// Trains on `data` with `--save`, returning the checkpoint's path and the
 /// last epoch's JSON report.

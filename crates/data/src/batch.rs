@@ -105,14 +105,7 @@ impl Batcher {
     /// examples and features this batcher was built for.
     #[track_caller]
     pub fn batch(&mut self, data: &Dataset, i: usize) -> (ArrayView2<'_, f32>, &[usize]) {
-        assert!(
-            data.len() == self.order.len() && data.n_features() == self.x.ncols(),
-            "Batcher: built for {} examples of {} features, given a dataset of {} examples of {} features",
-            self.order.len(),
-            self.x.ncols(),
-            data.len(),
-            data.n_features()
-        );
+        self.check(data);
         let range = self.batch_range(i);
         let m = range.len();
         data.gather_into(&self.order[range], self.x.slice_mut(s![..m, ..]), &mut self.y[..m]);
@@ -127,6 +120,18 @@ impl Batcher {
     /// As [`Batcher::batch`].
     #[track_caller]
     pub fn batch_sparse(&mut self, data: &Dataset, i: usize) -> (&SparseRows, &[usize]) {
+        self.check(data);
+        let range = self.batch_range(i);
+        let m = range.len();
+        data.gather_sparse_into(&self.order[range], &mut self.sparse, &mut self.y[..m]);
+        self.prefetch_next(data, i);
+        (&self.sparse, &self.y[..m])
+    }
+
+    /// Panics unless `data` has the examples and features this batcher was
+    /// built for.
+    #[track_caller]
+    fn check(&self, data: &Dataset) {
         assert!(
             data.len() == self.order.len() && data.n_features() == self.x.ncols(),
             "Batcher: built for {} examples of {} features, given a dataset of {} examples of {} features",
@@ -135,11 +140,6 @@ impl Batcher {
             data.len(),
             data.n_features()
         );
-        let range = self.batch_range(i);
-        let m = range.len();
-        data.gather_sparse_into(&self.order[range], &mut self.sparse, &mut self.y[..m]);
-        self.prefetch_next(data, i);
-        (&self.sparse, &self.y[..m])
     }
 
     /// Starts loading batch `i + 1`'s images into the caches while batch `i`

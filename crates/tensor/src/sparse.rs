@@ -69,8 +69,8 @@ impl SparseRows {
         let mut nnz = 0;
         for row in a.rows() {
             match row.as_slice() {
-                Some(row) => nnz = compress_row(row, &mut self.row_idx, &mut self.row_val, nnz),
-                None => nnz = compress_row(&row.to_vec(), &mut self.row_idx, &mut self.row_val, nnz),
+                Some(row) => nnz = compress_row(row, 1.0, &mut self.row_idx, &mut self.row_val, nnz),
+                None => nnz = compress_row(&row.to_vec(), 1.0, &mut self.row_idx, &mut self.row_val, nnz),
             }
             self.row_ptr.push(nnz);
         }
@@ -95,7 +95,7 @@ impl SparseRows {
                 "SparseRows::fill_u8: a row has {} entries, expected {cols}",
                 row.len()
             );
-            nnz = compress_row_u8(row, scale, &mut self.row_idx, &mut self.row_val, nnz);
+            nnz = compress_row(row, scale, &mut self.row_idx, &mut self.row_val, nnz);
             self.row_ptr.push(nnz);
         }
         self.finish(nnz);
@@ -182,55 +182,64 @@ impl SparseRows {
     }
 }
 
-/// Appends the non-zeros of `row` at `idx/val[nnz..]` and returns the new
-/// count. Runs of 16 zeros (image borders) are skipped with one vector
-/// test; inside other runs every entry is written and the count advances only
-/// past non-zeros, so the next entry overwrites a zero: no unpredictable
-/// branches.
-#[inline]
-fn compress_row(row: &[f32], idx: &mut [u32], val: &mut [f32], nnz: usize) -> usize {
-    const RUN: usize = 16;
-    let end = nnz + row.len();
-    let (idx, val) = (&mut idx[nnz..end], &mut val[nnz..end]);
-    let mut n = 0;
-    let mut push_run = |start: usize, run: &[f32]| {
-        for (k, &v) in run.iter().enumerate() {
-            idx[n] = (start + k) as u32;
-            val[n] = v;
-            n += usize::from(v != 0.0);
-        }
-    };
-    let runs = row.chunks_exact(RUN);
-    let tail = runs.remainder();
-    for (r, run) in runs.enumerate() {
-        // Any bit other than the sign set means non-zero (-0.0 is zero).
-        if run.iter().fold(0u32, |any, v| any | (v.to_bits() << 1)) != 0 {
-            push_run(r * RUN, run);
-        }
-    }
-    push_run(row.len() - tail.len(), tail);
-    nnz + n
+/// An entry type [`SparseRows`] can compress: `f32` activations or `u8`
+/// pixels.
+trait Entry: Copy {
+    /// Whether all 16 entries of `run` are zero, tested at once.
+    fn run_is_zero(run: &[Self]) -> bool;
+    /// Whether this entry is non-zero.
+    fn is_nonzero(self) -> bool;
+    /// The value stored for this entry.
+    fn value(self, scale: f32) -> f32;
 }
 
-/// [`compress_row`] for bytes, scaled: runs of 16 zero bytes are one
-/// 128-bit comparison.
+impl Entry for f32 {
+    fn run_is_zero(run: &[f32]) -> bool {
+        // Any bit other than the sign set means non-zero (-0.0 is zero).
+        run.iter().fold(0u32, |any, v| any | (v.to_bits() << 1)) == 0
+    }
+    fn is_nonzero(self) -> bool {
+        self != 0.0
+    }
+    fn value(self, scale: f32) -> f32 {
+        self * scale
+    }
+}
+
+impl Entry for u8 {
+    fn run_is_zero(run: &[u8]) -> bool {
+        u128::from_ne_bytes(run.try_into().expect("16 bytes")) == 0
+    }
+    fn is_nonzero(self) -> bool {
+        self != 0
+    }
+    fn value(self, scale: f32) -> f32 {
+        f32::from(self) * scale
+    }
+}
+
+/// Appends the non-zeros of `row`, times `scale`, at `idx/val[nnz..]` and
+/// returns the new count. Runs of 16 zeros (image borders) are skipped with
+/// one test; inside other runs every entry is written and the count advances
+/// only past non-zeros, so the next entry overwrites a zero: no unpredictable
+/// branches.
 #[inline]
-fn compress_row_u8(row: &[u8], scale: f32, idx: &mut [u32], val: &mut [f32], nnz: usize) -> usize {
+fn compress_row<T: Entry>(row: &[T], scale: f32, idx: &mut [u32], val: &mut [f32], nnz: usize) -> usize {
     const RUN: usize = 16;
     let end = nnz + row.len();
     let (idx, val) = (&mut idx[nnz..end], &mut val[nnz..end]);
     let mut n = 0;
-    let mut push_run = |start: usize, run: &[u8]| {
+    let mut push_run = |start: usize, run: &[T]| {
         for (k, &v) in run.iter().enumerate() {
             idx[n] = (start + k) as u32;
-            val[n] = f32::from(v) * scale;
-            n += usize::from(v != 0);
+            val[n] = v.value(scale);
+            n += usize::from(v.is_nonzero());
         }
     };
     let runs = row.chunks_exact(RUN);
     let tail = runs.remainder();
     for (r, run) in runs.enumerate() {
-        if u128::from_ne_bytes(run.try_into().expect("16 bytes")) != 0 {
+        if !T::run_is_zero(run) {
             push_run(r * RUN, run);
         }
     }
