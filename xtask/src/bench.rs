@@ -3,7 +3,7 @@
 //!
 //! Epoch times come from the CLI's own `--json` lines (training only, the
 //! per-epoch test evaluation excluded); peak memory is the child process's
-//! maximum resident set size as the kernel reports it.
+//! resident high-water mark as Linux reports it (`VmHWM`).
 
 use crate::{DatasetArg, download, project_root, verify};
 use anyhow::{Context, Result, ensure};
@@ -160,8 +160,10 @@ fn train(backprop: &Path, root: &Path, data: &Path, args: &BenchArgs) -> Result<
         .with_context(|| format!("running {}", backprop.display()))?;
     let stdout = child.stdout.take().context("no stdout from backprop train")?;
     let mut epochs = Vec::new();
+    let mut peak_rss_mb = 0.0f64;
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading backprop train's output")?;
+        peak_rss_mb = peak_rss_mb.max(high_water_rss_mb(child.id()).unwrap_or(f64::NAN));
         let epoch: EpochLine = serde_json::from_str(&line).with_context(|| format!("unexpected line: {line}"))?;
         eprintln!(
             "   epoch {:>2}: {:.3} s train, {:.1} ms eval",
@@ -179,19 +181,18 @@ fn train(backprop: &Path, root: &Path, data: &Path, args: &BenchArgs) -> Result<
         args.epochs,
         epochs.len()
     );
-    Ok((epochs, children_peak_rss_mb()))
+    Ok((epochs, peak_rss_mb))
 }
 
-/// The largest resident set of any child process so far, in MB.
-fn children_peak_rss_mb() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
-    };
-    // Linux reports kilobytes.
-    usage.ru_maxrss as f64 / 1024.0
+/// The process's resident-memory high-water mark so far (`VmHWM` in
+/// `/proc/PID/status`), in MB. Read after each epoch line: it never falls,
+/// and nothing but the exit follows the last line. (`getrusage` would count
+/// other children too, such as `cargo build`.)
+fn high_water_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// Best-of-several GFLOP/s of matrixmultiply's sgemm at `(m, k) x (k, n)`.

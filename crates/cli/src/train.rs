@@ -45,6 +45,8 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     let data = backprop_data::load_dir(&args.data)?;
     let (mut trainer, mut saver) = checkpointing::start(&args, &data)?;
     trainer.set_threads(args.threads);
+    // The CLI owns its main thread: keep it off the workers' cores.
+    trainer.pool().pin_caller();
     if !args.json {
         eprintln!(
             "training {:?} on {} examples ({} test), batch {}, lr {}, seed {}",

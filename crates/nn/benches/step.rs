@@ -25,6 +25,8 @@ fn step(c: &mut Criterion) {
     let sizes = [784, 128, 10];
     for threads in [1, 0] {
         let pool = Arc::new(ThreadPool::new(threads));
+        // As the CLI does: keep this thread off the workers' cores.
+        pool.pin_caller();
         let t = pool.n_threads();
         let mut model = Mlp::new(&sizes, &mut Rng::seed_from_u64(2)).expect("valid sizes");
         let mut ws = Workspace::with_pool(&sizes, 64, pool);

@@ -35,6 +35,8 @@ fn kernels(c: &mut Criterion) {
 
     for threads in [1, 0] {
         let pool = ThreadPool::new(threads);
+        // As the CLI does: keep this thread off the workers' cores.
+        pool.pin_caller();
         let t = pool.n_threads();
         let mut z1 = Array2::zeros((b, h));
         c.bench_function(&format!("dense X*W1 (64x784x128), {t} threads"), |bench| {

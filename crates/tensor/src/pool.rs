@@ -17,10 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-/// How long an idle worker spins before parking, in spin-loop iterations
-/// (tens of microseconds): longer than the gaps between a training step's
-/// parallel kernels, far shorter than anything a person notices.
-const SPINS_BEFORE_PARK: u32 = 20_000;
+/// How long an idle worker spins before parking: longer than the gaps
+/// between a training step's parallel kernels (waking a parked thread costs
+/// tens of microseconds, more in a virtual machine), far shorter than
+/// anything a person notices.
+const SPIN_BEFORE_PARK: std::time::Duration = std::time::Duration::from_millis(2);
+/// Spins between looks at the clock.
+const SPINS_PER_CLOCK_CHECK: u32 = 256;
 /// How long the caller spins waiting for workers' last tasks before it
 /// yields its core to them.
 const SPINS_BEFORE_YIELD: u32 = 2_000;
@@ -147,6 +150,18 @@ impl ThreadPool {
         self.n_threads
     }
 
+    /// Keeps the calling thread on the first CPU this process may use, the
+    /// one the workers leave free (see the module docs), so the OS cannot
+    /// put it on a spinning worker's core. For programs that own their main
+    /// thread, like the `backprop` CLI; a library should leave its caller's
+    /// affinity alone. Does nothing for a pool of one thread, or where
+    /// affinity is not supported.
+    pub fn pin_caller(&self) {
+        if self.n_threads > 1 {
+            pin_to_cpu_index(0);
+        }
+    }
+
     /// Runs `task(t)` for every `t` in `0..n_tasks`, each exactly once on
     /// some thread of the pool, and returns when all are done. Allocates
     /// nothing.
@@ -198,9 +213,11 @@ impl ThreadPool {
 }
 
 fn worker(shared: &Shared, w: usize) {
+    pin_to_cpu_index(w + 1);
     let mut seen = 0u64;
     loop {
         let mut spins = 0u32;
+        let mut idle_since = std::time::Instant::now();
         let generation = loop {
             if shared.shutdown.load(Ordering::Acquire) {
                 return;
@@ -209,8 +226,8 @@ fn worker(shared: &Shared, w: usize) {
             if generation != seen {
                 break generation;
             }
-            if spins < SPINS_BEFORE_PARK {
-                spins += 1;
+            spins = spins.wrapping_add(1);
+            if spins % SPINS_PER_CLOCK_CHECK != 0 || idle_since.elapsed() < SPIN_BEFORE_PARK {
                 std::hint::spin_loop();
             } else {
                 // Announce the nap, then look once more: either `run` sees
@@ -221,13 +238,42 @@ fn worker(shared: &Shared, w: usize) {
                     thread::park();
                 }
                 shared.sleeping[w].store(false, Ordering::SeqCst);
-                spins = 0;
+                idle_since = std::time::Instant::now();
             }
         };
         seen = generation;
         shared.work(generation, shared.job.load(Ordering::SeqCst));
     }
 }
+
+/// Keeps the calling thread on the `index`-th CPU this process may use
+/// (worker `w` on the `w + 1`-th, leaving the first to the caller). Left to
+/// itself, Linux tends to run a worker on the core of the thread that woke
+/// it, where the two then take turns and a parallel step runs at half speed.
+/// Best effort: on failure, or with fewer CPUs than threads, the thread stays
+/// unpinned.
+#[cfg(target_os = "linux")]
+fn pin_to_cpu_index(index: usize) {
+    // SAFETY: the cpu_set_t values are plain data owned here, and the calls
+    // only read or write them and this thread's affinity.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &allowed))
+            .collect();
+        if let Some(&cpu) = cpus.get(index) {
+            let mut mine: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut mine);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mine);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to_cpu_index(_index: usize) {}
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {

@@ -194,25 +194,31 @@ trait Entry: Copy {
 }
 
 impl Entry for f32 {
+    #[inline(always)]
     fn run_is_zero(run: &[f32]) -> bool {
         // Any bit other than the sign set means non-zero (-0.0 is zero).
         run.iter().fold(0u32, |any, v| any | (v.to_bits() << 1)) == 0
     }
+    #[inline(always)]
     fn is_nonzero(self) -> bool {
         self != 0.0
     }
+    #[inline(always)]
     fn value(self, scale: f32) -> f32 {
         self * scale
     }
 }
 
 impl Entry for u8 {
+    #[inline(always)]
     fn run_is_zero(run: &[u8]) -> bool {
         u128::from_ne_bytes(run.try_into().expect("16 bytes")) == 0
     }
+    #[inline(always)]
     fn is_nonzero(self) -> bool {
         self != 0
     }
+    #[inline(always)]
     fn value(self, scale: f32) -> f32 {
         f32::from(self) * scale
     }
