@@ -53,3 +53,31 @@ fn dense_path_weights_do_not_depend_on_threads() {
     assert_eq!(one, train(vec![36, 40, 20, 10], 6, 1.0, 2));
     assert_eq!(one, train(vec![36, 40, 20, 10], 6, 1.0, 3));
 }
+
+#[test]
+fn evaluation_does_not_depend_on_threads() {
+    use backprop_nn::evaluate_in;
+    use backprop_tensor::{Rng, ThreadPool};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    // 1000 test images: several evaluation chunks, the last one partial.
+    Synthetic { side: 16, n_test: 1000, ..Synthetic::default() }.write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    let model = Mlp::new(&[256, 32, 10], &mut Rng::seed_from_u64(4)).unwrap();
+    let run = |threads: usize| {
+        let mut seen = Vec::new();
+        let eval = evaluate_in(&Arc::new(ThreadPool::new(threads)), &model, &data.test, |first, logits, labels| {
+            seen.push((first, logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), labels.to_vec()));
+        })
+        .unwrap();
+        (eval, seen)
+    };
+    let (one, one_chunks) = run(1);
+    assert_eq!(one.n, 1000);
+    assert_eq!(one_chunks.iter().map(|c| c.2.len()).sum::<usize>(), 1000);
+    for threads in [2, 3] {
+        let (many, many_chunks) = run(threads);
+        assert_eq!(one, many, "{threads} threads");
+        assert!(one_chunks == many_chunks, "{threads} threads: chunks differ");
+    }
+}

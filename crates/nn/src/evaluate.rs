@@ -3,12 +3,12 @@
 use crate::{Input, Mlp, Result, SPARSE_INPUT_DENSITY, Workspace, softmax_cross_entropy, train::check_fits};
 use backprop_data::Dataset;
 use backprop_tensor::{SparseRows, ThreadPool, argmax_rows};
-use ndarray::{Array2, s};
+use ndarray::{Array2, ArrayViewMut2, Axis, s};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Rows evaluated per forward pass.
-const CHUNK: usize = 1000;
+const CHUNK: usize = 256;
 
 /// How well a model does on a dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,34 +59,58 @@ pub fn evaluate_in(
     check_fits(&sizes, data)?;
     let n = data.len();
     let chunk = CHUNK.min(n.max(1));
-    let mut ws = Workspace::with_pool(&sizes, chunk, Arc::clone(pool));
+    let n_chunks = n.div_ceil(chunk);
     let sparse = data.density() < SPARSE_INPUT_DENSITY;
-    let mut x = Array2::zeros((if sparse { 0 } else { chunk }, model.n_inputs()));
-    let mut x_sparse = SparseRows::with_capacity(if sparse { chunk } else { 0 }, model.n_inputs());
-    let mut labels = vec![0usize; chunk];
+
+    // The forward passes: chunks shared out between threads, each thread with
+    // buffers of its own. Each chunk's logits are the same bits whichever
+    // thread computes them.
+    let mut logits = Array2::<f32>::zeros((n, model.n_outputs()));
+    let mut labels = vec![0usize; n];
+    {
+        let slots: Vec<Mutex<(ArrayViewMut2<'_, f32>, &mut [usize])>> = logits
+            .axis_chunks_iter_mut(Axis(0), chunk)
+            .zip(labels.chunks_mut(chunk))
+            .map(Mutex::new)
+            .collect();
+        let n_tasks = pool.n_threads().min(n_chunks).max(1);
+        let task = |t: usize| {
+            let mut ws = Workspace::new(&sizes, chunk);
+            let mut x = Array2::zeros((if sparse { 0 } else { chunk }, model.n_inputs()));
+            let mut x_sparse = SparseRows::with_capacity(if sparse { chunk } else { 0 }, model.n_inputs());
+            let mut indices = Vec::with_capacity(chunk);
+            for c in (t..n_chunks).step_by(n_tasks) {
+                let mut slot = slots[c].lock().unwrap_or_else(|e| e.into_inner());
+                let (out, y) = &mut *slot;
+                let rows = y.len();
+                indices.clear();
+                indices.extend((c * chunk..c * chunk + rows).map(|i| i as u32));
+                let input = if sparse {
+                    data.gather_sparse_into(&indices, &mut x_sparse, y);
+                    Input::Sparse(&x_sparse)
+                } else {
+                    data.gather_into(&indices, x.slice_mut(s![..rows, ..]), y);
+                    Input::Dense(x.slice(s![..rows, ..]))
+                };
+                out.assign(&model.forward_input(input, &mut ws));
+            }
+        };
+        pool.run(n_tasks, &task);
+    }
+
+    // The metrics, chunk by chunk in order, so they do not depend on threads.
     let mut predictions = vec![0usize; chunk];
     let mut delta = Array2::zeros((chunk, model.n_outputs()));
-    let indices: Vec<u32> = (0..n as u32).collect();
     let (mut correct, mut loss_sum) = (0usize, 0.0f64);
-    for (c, idx) in indices.chunks(chunk).enumerate() {
-        let rows = idx.len();
-        let input = if sparse {
-            data.gather_sparse_into(idx, &mut x_sparse, &mut labels[..rows]);
-            Input::Sparse(&x_sparse)
-        } else {
-            data.gather_into(idx, x.slice_mut(s![..rows, ..]), &mut labels[..rows]);
-            Input::Dense(x.slice(s![..rows, ..]))
-        };
-        let logits = model.forward_input(input, &mut ws);
-        argmax_rows(logits, &mut predictions[..rows]);
-        correct += predictions[..rows]
-            .iter()
-            .zip(&labels[..rows])
-            .filter(|(p, y)| p == y)
-            .count();
-        let loss = softmax_cross_entropy(logits, &labels[..rows], delta.slice_mut(s![..rows, ..]));
+    for c in 0..n_chunks {
+        let range = c * chunk..((c + 1) * chunk).min(n);
+        let rows = range.len();
+        let (z, y) = (logits.slice(s![range.clone(), ..]), &labels[range]);
+        argmax_rows(z, &mut predictions[..rows]);
+        correct += predictions[..rows].iter().zip(y).filter(|(p, y)| p == y).count();
+        let loss = softmax_cross_entropy(z, y, delta.slice_mut(s![..rows, ..]));
         loss_sum += f64::from(loss) * rows as f64;
-        on_chunk(c * chunk, logits, &labels[..rows]);
+        on_chunk(c * chunk, z, y);
     }
     let denom = n.max(1) as f64;
     Ok(Evaluation {
