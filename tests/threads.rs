@@ -61,14 +61,28 @@ fn evaluation_does_not_depend_on_threads() {
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     // 1000 test images: several evaluation chunks, the last one partial.
-    Synthetic { side: 16, n_test: 1000, ..Synthetic::default() }.write_dir(dir.path(), false);
+    Synthetic {
+        side: 16,
+        n_test: 1000,
+        ..Synthetic::default()
+    }
+    .write_dir(dir.path(), false);
     let data = backprop_data::load_dir(dir.path()).unwrap();
     let model = Mlp::new(&[256, 32, 10], &mut Rng::seed_from_u64(4)).unwrap();
     let run = |threads: usize| {
         let mut seen = Vec::new();
-        let eval = evaluate_in(&Arc::new(ThreadPool::new(threads)), &model, &data.test, |first, logits, labels| {
-            seen.push((first, logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), labels.to_vec()));
-        })
+        let eval = evaluate_in(
+            &Arc::new(ThreadPool::new(threads)),
+            &model,
+            &data.test,
+            |first, logits, labels| {
+                seen.push((
+                    first,
+                    logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    labels.to_vec(),
+                ));
+            },
+        )
         .unwrap();
         (eval, seen)
     };

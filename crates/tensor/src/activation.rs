@@ -29,7 +29,25 @@ pub fn relu_backward_inplace(delta: ArrayViewMut2<'_, f32>, z: ArrayView2<'_, f3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::arr2;
+    use ndarray::{Array2, arr2};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn match_naive_loops(rows in 1usize..20, cols in 1usize..40, seed: u64) {
+            let mut rng = crate::Rng::seed_from_u64(seed);
+            let z = Array2::from_shape_simple_fn((rows, cols), || rng.normal() as f32);
+            let d = Array2::from_shape_simple_fn((rows, cols), || rng.normal() as f32);
+            let mut a = z.clone();
+            relu_inplace(a.view_mut());
+            let mut masked = d.clone();
+            relu_backward_inplace(masked.view_mut(), z.view());
+            for ((&z, &d), (&a, &m)) in z.iter().zip(&d).zip(a.iter().zip(&masked)) {
+                prop_assert_eq!(a, if z > 0.0 { z } else { 0.0 });
+                prop_assert_eq!(m, if z > 0.0 { d } else { 0.0 });
+            }
+        }
+    }
 
     #[test]
     fn relu_and_mask() {

@@ -85,6 +85,20 @@ mod tests {
 
     proptest! {
         #[test]
+        fn argmax_matches_the_first_maximum(rows in 1usize..20, cols in 1usize..30, seed: u64) {
+            let mut rng = crate::Rng::seed_from_u64(seed);
+            // Few distinct values, so ties happen.
+            let a = Array2::from_shape_simple_fn((rows, cols), || rng.below(4) as f32);
+            let mut out = vec![usize::MAX; rows];
+            argmax_rows(a.view(), &mut out);
+            for (i, row) in a.rows().into_iter().enumerate() {
+                let max = row.fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                let first = row.iter().position(|&x| x == max).unwrap();
+                prop_assert_eq!(out[i], first);
+            }
+        }
+
+        #[test]
         fn bias_and_column_sum_match_loops(rows in 1usize..30, cols in 1usize..30, seed: u64) {
             let mut rng = crate::Rng::seed_from_u64(seed);
             let a = Array2::from_shape_fn((rows, cols), |_| rng.normal() as f32);
