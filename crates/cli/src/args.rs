@@ -82,8 +82,8 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Threads for the matrix products; 0 means one per CPU. The trained
-    /// weights are bit-identical for any value.
+    /// Threads for the matrix products, the SGD update and evaluation; 0
+    /// means one per CPU. The trained weights are bit-identical for any value.
     #[arg(long, default_value_t = 0)]
     pub(crate) threads: usize,
 }
