@@ -47,8 +47,9 @@ fn sparse_path_weights_do_not_depend_on_threads() {
 
 #[test]
 fn dense_path_weights_do_not_depend_on_threads() {
-    // Images with ink everywhere are dense; 40 and 20 are wider than a
-    // register tile, so tiles are shared between threads.
+    // Images with ink everywhere are dense; a batch of 50 rows is split
+    // between threads in tiles of 4 rows, and 40 and 20 columns take full
+    // and partial 16-column tiles.
     let one = train(vec![36, 40, 20, 10], 6, 1.0, 1);
     assert_eq!(one, train(vec![36, 40, 20, 10], 6, 1.0, 2));
     assert_eq!(one, train(vec![36, 40, 20, 10], 6, 1.0, 3));

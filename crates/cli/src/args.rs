@@ -84,8 +84,8 @@ pub(crate) struct TrainArgs {
 
     /// Threads for the matrix products, the SGD update and evaluation; 0
     /// means one per CPU. The trained weights are bit-identical for any value.
-    #[arg(long, default_value_t = 0)]
-    pub(crate) threads: usize,
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub(crate) threads: u16,
 }
 
 #[derive(Debug, Args)]

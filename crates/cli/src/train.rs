@@ -44,7 +44,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     }
     let data = backprop_data::load_dir(&args.data)?;
     let (mut trainer, mut saver) = checkpointing::start(&args, &data)?;
-    trainer.set_threads(args.threads);
+    trainer.set_threads(usize::from(args.threads));
     // The CLI owns its main thread: keep it off the workers' cores.
     trainer.pool().pin_caller();
     if !args.json {

@@ -93,3 +93,12 @@ fn bad_learning_rate_is_refused() {
     let out = backprop(&["train", "--data", path(dir.path()), "--lr=-1"]);
     assert_fails_cleanly(&out, &["learning rate"]);
 }
+
+#[test]
+fn absurd_threads_and_layer_sizes_are_refused_before_any_allocation() {
+    let dir = synthetic_dir();
+    let out = backprop(&["train", "--data", path(dir.path()), "--threads", "99999"]);
+    assert_fails_cleanly(&out, &["--threads", "0..=256"]);
+    let out = backprop(&["train", "--data", path(dir.path()), "--layers", "64,100000000000,10"]);
+    assert_fails_cleanly(&out, &["layer sizes", "parameters"]);
+}

@@ -19,7 +19,7 @@ pub type Result<T> = std::result::Result<T, DataError>;
 #[non_exhaustive]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{}: cannot read file: {source}", path.display())]
+    #[error("{}: cannot read file", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -29,7 +29,7 @@ pub enum DataError {
 
     /// The file starts like a gzip stream (bytes `1f 8b`) but does not
     /// decompress: its deflate data is damaged or cut short.
-    #[error("{}: corrupt gzip stream: {source}", path.display())]
+    #[error("{}: corrupt gzip stream", path.display())]
     CorruptGzip {
         /// The file.
         path: PathBuf,

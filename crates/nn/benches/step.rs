@@ -41,7 +41,7 @@ fn step(c: &mut Criterion) {
                 bench.iter(|| {
                     let (x, labels) = batcher.batch_sparse(&data, i % 64);
                     model.backward_input(Input::Sparse(x), labels, &mut ws, &mut grads);
-                    sgd.step(&mut model, &grads);
+                    sgd.step_in(ws.pool(), &mut model, &grads);
                     i += 1;
                 })
             },
@@ -52,7 +52,7 @@ fn step(c: &mut Criterion) {
                 bench.iter(|| {
                     let (x, labels) = batcher.batch(&data, i % 64);
                     model.backward_input(Input::Dense(x), labels, &mut ws, &mut grads);
-                    sgd.step(&mut model, &grads);
+                    sgd.step_in(ws.pool(), &mut model, &grads);
                     i += 1;
                 })
             },

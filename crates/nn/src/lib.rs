@@ -45,5 +45,5 @@ pub use init::he_normal;
 pub use loss::softmax_cross_entropy;
 pub use mlp::{Gradients, Mlp};
 pub use optim::Sgd;
-pub use train::{EpochStats, TrainConfig, Trainer};
+pub use train::{EpochStats, MAX_PARAMETERS, TrainConfig, Trainer};
 pub use workspace::Workspace;

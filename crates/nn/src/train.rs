@@ -48,6 +48,18 @@ impl TrainConfig {
                 format!("need at least two sizes, all positive; got {:?}", self.sizes),
             );
         }
+        let n_parameters = self.sizes.windows(2).try_fold(0usize, |total, p| {
+            p[0].checked_mul(p[1])?.checked_add(p[1])?.checked_add(total)
+        });
+        if n_parameters.is_none_or(|n| n > MAX_PARAMETERS) {
+            return bad(
+                "layer sizes",
+                format!(
+                    "{:?} make more than {MAX_PARAMETERS} parameters (1 GiB of weights)",
+                    self.sizes
+                ),
+            );
+        }
         if self.batch_size == 0 {
             return bad("batch size", "must be at least 1, got 0".into());
         }
@@ -88,6 +100,10 @@ pub(crate) fn check_fits(sizes: &[usize], data: &Dataset) -> Result<()> {
     }
     Ok(())
 }
+
+/// The most parameters a network may have: 2^28 `f32`s, 1 GiB, the most a
+/// checkpoint's payload may hold.
+pub const MAX_PARAMETERS: usize = 1 << 28;
 
 /// What one epoch of training measured.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -3,8 +3,9 @@
 //! Everything here writes into buffers the caller owns, so a training step can
 //! run without touching the heap:
 //!
-//! - [`gemm`]: `C <- alpha * A * B + beta * C` through `matrixmultiply`, where
-//!   `A` and `B` may be transposed stride views (`x.t()`) at no cost;
+//! - [`gemm`]: `C <- alpha * A * B + beta * C`, where `A` and `B` may be
+//!   transposed stride views (`x.t()`) at no cost: a register-blocked kernel
+//!   when `B` and `C` have contiguous rows, `matrixmultiply` otherwise;
 //! - [`sparse_gemm`]: the same product for a left operand that is mostly
 //!   zeros (MNIST pixels), stored once per batch as [`SparseRows`];
 //! - [`add_row_broadcast`], [`sum_rows_into`]: bias add and its adjoint;

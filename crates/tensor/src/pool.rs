@@ -12,6 +12,13 @@
 //! Kernels split work by output, each output element computed whole by one
 //! task in a fixed order, so results are bit-identical whichever thread runs
 //! which task, and whatever the number of threads.
+//!
+//! On Linux each worker is pinned to a CPU of its own (worker `w` to the
+//! `w + 1`-th CPU the process may use): left alone, the scheduler tends to
+//! run a worker on the core of the thread that woke it, where the two take
+//! turns and a parallel step runs at half speed. A program that owns its
+//! calling thread can pin that one to the remaining CPU with
+//! [`ThreadPool::pin_caller`].
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +40,8 @@ const SPINS_BEFORE_YIELD: u32 = 2_000;
 /// claims a task of one particular run, never a stale one.
 const FIELD: u64 = 20;
 const MASK: u64 = (1 << FIELD) - 1;
+/// The generation's bits.
+const GENERATION_MASK: u64 = (1 << (64 - 2 * FIELD)) - 1;
 /// The most tasks one run may have.
 const MAX_TASKS: usize = MASK as usize;
 
@@ -81,7 +90,10 @@ impl Shared {
             // caller is still waiting in `run` with `job` alive on its stack;
             // `job` was stored before the run was announced and read after.
             let task = unsafe { (*job).task };
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(t))).is_err() {
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(t))) {
+                // Leak the payload: one whose drop panics would unwind out of
+                // here while other threads still use the job.
+                std::mem::forget(payload);
                 self.panicked.store(true, Ordering::Relaxed);
             }
             self.done.fetch_add(1, Ordering::Release);
@@ -170,14 +182,14 @@ impl ThreadPool {
     /// If a task panics (after all tasks have stopped), or `n_tasks` exceeds
     /// 2^20 - 1. A task must not call `run` on the same pool.
     pub fn run(&self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-        if self.n_threads == 1 || n_tasks <= 1 {
-            (0..n_tasks).for_each(task);
-            return;
-        }
         assert!(
             n_tasks <= MAX_TASKS,
             "ThreadPool::run: {n_tasks} tasks exceed {MAX_TASKS}"
         );
+        if self.n_threads == 1 || n_tasks <= 1 {
+            (0..n_tasks).for_each(task);
+            return;
+        }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let shared = &*self.shared;
         let job = Job { task };
@@ -187,7 +199,9 @@ impl ThreadPool {
         let job_ptr = unsafe { std::mem::transmute::<*const Job<'_>, *mut Job<'static>>(&job) };
         shared.job.store(job_ptr, Ordering::SeqCst);
         shared.done.store(0, Ordering::SeqCst);
-        let generation = (shared.state.load(Ordering::Relaxed) >> (2 * FIELD)) + 1;
+        // The generation wraps within its 24 bits: it only has to differ
+        // from the previous run's.
+        let generation = ((shared.state.load(Ordering::Relaxed) >> (2 * FIELD)) + 1) & GENERATION_MASK;
         shared
             .state
             .store(generation << (2 * FIELD) | (n_tasks as u64) << FIELD, Ordering::SeqCst);

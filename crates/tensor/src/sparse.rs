@@ -44,17 +44,23 @@ pub enum Op {
 }
 
 impl SparseRows {
-    /// Buffers for matrices of up to `max_rows` rows of `cols` columns; no
-    /// later [`SparseRows::fill`] within that size allocates.
+    /// An empty `(0, cols)` matrix with buffers for up to `max_rows` rows of
+    /// `cols` columns: no later fill within that size allocates (but for
+    /// [`SparseRows::fill`] of a view whose rows are not contiguous, which
+    /// copies each row).
     pub fn with_capacity(max_rows: usize, cols: usize) -> Self {
         let max_nnz = max_rows * cols;
         Self {
             rows: 0,
             cols,
-            row_ptr: Vec::with_capacity(max_rows + 1),
+            row_ptr: {
+                let mut ptr = Vec::with_capacity(max_rows + 1);
+                ptr.push(0);
+                ptr
+            },
             row_idx: vec![0; max_nnz],
             row_val: vec![0.0; max_nnz],
-            col_ptr: Vec::with_capacity(cols + 1),
+            col_ptr: vec![0; cols + 1],
             col_idx: vec![0; max_nnz],
             col_val: vec![0.0; max_nnz],
             nnz: 0,
@@ -102,7 +108,16 @@ impl SparseRows {
     }
 
     /// Sizes the buffers for a `(rows, cols)` matrix and empties the CSR.
+    ///
+    /// Until [`SparseRows::finish`] the matrix reads as `(0, cols)` with
+    /// empty columns, so a fill that panics half-way (a row of the wrong
+    /// length) leaves nothing that could index outside an operand.
     fn start(&mut self, rows: usize, cols: usize) {
+        self.rows = 0;
+        self.cols = cols;
+        self.nnz = 0;
+        self.col_ptr.clear();
+        self.col_ptr.resize(cols + 1, 0);
         let len = rows * cols;
         for buffer in [&mut self.row_idx, &mut self.col_idx] {
             if buffer.len() < len {
@@ -114,15 +129,14 @@ impl SparseRows {
                 buffer.resize(len, 0.0);
             }
         }
-        self.rows = rows;
-        self.cols = cols;
         self.row_ptr.clear();
         self.row_ptr.push(0);
     }
 
     /// Builds the CSC copy from the finished CSR of `nnz` entries.
     fn finish(&mut self, nnz: usize) {
-        let (rows, cols) = (self.rows, self.cols);
+        let (rows, cols) = (self.row_ptr.len() - 1, self.cols);
+        self.rows = rows;
         self.nnz = nnz;
         self.col_ptr.clear();
         self.col_ptr.resize(cols + 1, 0);
@@ -325,7 +339,7 @@ fn sparse_gemm_impl(
         c.dim()
     );
     assert!(
-        n <= 1 || (b.strides()[1] == 1 && c.strides()[1] == 1),
+        n <= 1 || ((k == 0 || b.strides()[1] == 1) && (m == 0 || c.strides()[1] == 1)),
         "sparse_gemm: rows of B and C must be contiguous"
     );
     if m == 0 || n == 0 {
@@ -354,7 +368,10 @@ fn sparse_gemm_impl(
             // contiguous elements, and tasks own disjoint rows of C.
             unsafe {
                 let c_row = std::slice::from_raw_parts_mut(c_ptr.get().offset(i as isize * ldc), n);
-                let b_row = |p: u32| std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).cast_const(), n);
+                let b_row = |p: u32| {
+                    debug_assert!((p as usize) < k, "sparse_gemm: index {p} outside B's {k} rows");
+                    std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).cast_const(), n)
+                };
                 row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_row, beta, c_row);
             }
         }
@@ -549,6 +566,30 @@ mod tests {
                 prop_assert_eq!(&a.val[..n], &b.val[..n]);
             }
         }
+    }
+
+    #[test]
+    fn a_fill_that_panics_leaves_an_empty_matrix() {
+        let mut sparse = SparseRows::with_capacity(4, 3);
+        assert_eq!(sparse.dim(), (0, 3));
+        sparse.fill(matrix(4, 3, 1, 1.0).view());
+        let short_row = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let rows: [&[u8]; 2] = [&[1, 2, 3], &[4]];
+            sparse.fill_u8(rows.into_iter(), 3, 1.0);
+        }));
+        assert!(short_row.is_err());
+        assert_eq!((sparse.dim(), sparse.nnz()), ((0, 3), 0));
+        // The transposed product reads no stale column lists.
+        let mut c = Array2::from_elem((3, 2), f32::NAN);
+        sparse_gemm(
+            1.0,
+            &sparse,
+            Op::Transposed,
+            Array2::zeros((0, 2)).view(),
+            0.0,
+            &mut c.view_mut(),
+        );
+        assert!(c.iter().all(|&v| v == 0.0));
     }
 
     #[test]
