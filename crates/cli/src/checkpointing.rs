@@ -33,6 +33,9 @@ impl Saver {
 /// with the [`Saver`] that records it.
 pub(crate) fn start(args: &TrainArgs, data: &TrainTest) -> Result<(Trainer, Saver)> {
     let save_path = args.save.clone().or_else(|| args.resume.clone());
+    if let Some(path) = &args.save {
+        check_writable_dir(path)?;
+    }
     let dataset = if save_path.is_some() {
         hash_data(&args.data)?
     } else {
@@ -154,6 +157,23 @@ fn check_dataset(saved: &[DatasetFile], current: &[DatasetFile], dir: &Path, res
                 dir.display()
             ),
         }
+    }
+    Ok(())
+}
+
+/// Fails now, not after an epoch of training, when `--save PATH` names a
+/// file in a directory that does not exist (or is not a directory).
+fn check_writable_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot save to {}: {} is not a directory",
+            path.display(),
+            dir.display()
+        );
     }
     Ok(())
 }

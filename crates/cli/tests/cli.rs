@@ -102,3 +102,23 @@ fn absurd_threads_and_layer_sizes_are_refused_before_any_allocation() {
     let out = backprop(&["train", "--data", path(dir.path()), "--layers", "64,100000000000,10"]);
     assert_fails_cleanly(&out, &["layer sizes", "parameters"]);
 }
+
+#[test]
+fn save_into_a_missing_directory_is_refused_before_training() {
+    let dir = synthetic_dir();
+    let target = dir.path().join("no-such-dir").join("model.ckpt");
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--layers",
+        "64,10",
+        "--save",
+        path(&target),
+    ]);
+    assert_fails_cleanly(&out, &["cannot save", "no-such-dir", "not a directory"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("epoch"),
+        "no epoch should have run"
+    );
+}
