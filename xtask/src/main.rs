@@ -31,7 +31,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Fetch a data set into datasets/<name>/, checking the SHA-256 of each
+    /// Fetch a data set into `datasets/<name>/`, checking the SHA-256 of each
     /// file's decompressed content.
     Download(download::DownloadArgs),
     /// Train the seed recipe (784-128-10, SGD lr 0.5, batch 64, 10 epochs,

@@ -4,7 +4,7 @@ use backprop_tensor::{Op, Rng, SparseRows, ThreadPool, add_row_broadcast, gemm_w
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
 /// Below this fraction of non-zero inputs, products with the network input
-/// skip the zeros ([`sparse_gemm`]); at or above it, they use dense GEMM.
+/// skip the zeros ([`backprop_tensor::sparse_gemm`]); at or above it, they use dense GEMM.
 /// MNIST batches have a density of about 0.19, Fashion-MNIST about 0.5.
 pub const SPARSE_INPUT_DENSITY: f32 = 0.35;
 
