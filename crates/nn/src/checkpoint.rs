@@ -804,7 +804,9 @@ mod tests {
                 Err(io::Error::new(io::ErrorKind::StorageFull, "injected: disk full"))
             })
             .unwrap_err();
-            let cause = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+            let cause = std::error::Error::source(&err)
+                .map(ToString::to_string)
+                .unwrap_or_default();
             assert!(cause.contains("disk full"), "{err}: {cause}");
             assert_eq!(std::fs::read(&path).unwrap(), old_bytes, "cut at {cut}");
             assert_eq!(Checkpoint::load(&path).unwrap(), old);
