@@ -1,16 +1,7 @@
 //! Reproducibility: the same seed gives bit-identical weights.
 
-use backprop_nn::{Mlp, TrainConfig, Trainer};
-use backprop_tests::Synthetic;
-
-fn weight_bytes(model: &Mlp) -> Vec<u8> {
-    model
-        .layers()
-        .iter()
-        .flat_map(|l| l.w.iter().chain(&l.b))
-        .flat_map(|x| x.to_le_bytes())
-        .collect()
-}
+use backprop_nn::{TrainConfig, Trainer};
+use backprop_tests::{Synthetic, weight_bytes};
 
 fn train(seed: u64) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();

@@ -3,17 +3,8 @@
 //! same model and metadata.
 
 use backprop_data::TrainTest;
-use backprop_nn::{Checkpoint, DatasetFile, EpochRecord, Mlp, TrainConfig, Trainer, evaluate};
-use backprop_tests::Synthetic;
-
-fn weight_bytes(model: &Mlp) -> Vec<u8> {
-    model
-        .layers()
-        .iter()
-        .flat_map(|l| l.w.iter().chain(&l.b))
-        .flat_map(|x| x.to_le_bytes())
-        .collect()
-}
+use backprop_nn::{Checkpoint, DatasetFile, EpochRecord, TrainConfig, Trainer, evaluate};
+use backprop_tests::{Synthetic, weight_bytes};
 
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {

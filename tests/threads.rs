@@ -2,16 +2,7 @@
 //! threads train bit-identical weights.
 
 use backprop_nn::{Mlp, TrainConfig, Trainer};
-use backprop_tests::Synthetic;
-
-fn weight_bytes(model: &Mlp) -> Vec<u8> {
-    model
-        .layers()
-        .iter()
-        .flat_map(|l| l.w.iter().chain(&l.b))
-        .flat_map(|x| x.to_le_bytes())
-        .collect()
-}
+use backprop_tests::{Synthetic, weight_bytes};
 
 fn train(sizes: Vec<usize>, side: usize, ink: f64, threads: usize) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();

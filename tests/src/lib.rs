@@ -143,3 +143,14 @@ pub fn labels_idx(labels: &[u8]) -> Vec<u8> {
     out.extend_from_slice(labels);
     out
 }
+
+/// Every weight and bias of `model`, layer by layer, as little-endian bytes:
+/// what "bit-identical weights" compares.
+pub fn weight_bytes(model: &backprop_nn::Mlp) -> Vec<u8> {
+    model
+        .layers()
+        .iter()
+        .flat_map(|l| l.w.iter().chain(&l.b))
+        .flat_map(|x| x.to_le_bytes())
+        .collect()
+}

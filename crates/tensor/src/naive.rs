@@ -1,4 +1,5 @@
-//! Reference implementations by plain loops, in f64, for the tests.
+//! Reference implementations by plain loops, in f64, and random matrices,
+//! for the tests.
 
 use ndarray::{Array2, ArrayView2};
 
@@ -23,5 +24,18 @@ pub(crate) fn gemm(
             beta as f64 * c0[[i, j]] as f64
         };
         (alpha as f64 * s + prev) as f32
+    })
+}
+
+/// A random `(rows, cols)` matrix: each entry is a standard normal with
+/// probability `density`, else exactly zero.
+pub(crate) fn matrix(rows: usize, cols: usize, seed: u64, density: f64) -> Array2<f32> {
+    let mut rng = crate::Rng::seed_from_u64(seed);
+    Array2::from_shape_fn((rows, cols), |_| {
+        if rng.uniform_f64() < density {
+            rng.normal() as f32
+        } else {
+            0.0
+        }
     })
 }

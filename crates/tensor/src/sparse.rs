@@ -486,20 +486,9 @@ fn tile<'b, const W: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naive;
+    use crate::naive::{self, matrix};
     use ndarray::Array2;
     use proptest::prelude::*;
-
-    fn matrix(rows: usize, cols: usize, seed: u64, density: f64) -> Array2<f32> {
-        let mut rng = crate::Rng::seed_from_u64(seed);
-        Array2::from_shape_fn((rows, cols), |_| {
-            if rng.uniform_f64() < density {
-                rng.normal() as f32
-            } else {
-                0.0
-            }
-        })
-    }
 
     proptest! {
         #[test]
