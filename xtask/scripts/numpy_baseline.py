@@ -11,28 +11,14 @@ Run it next to `cargo xtask bench` on the same machine: these machines are
 noisy, so compare side by side.
 """
 
-import gzip
 import json
-import os
 import resource
 import sys
 import time
 
 import numpy as np
 
-
-def read_idx(data_dir, base):
-    for name in (base, base + ".gz"):
-        path = os.path.join(data_dir, name)
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                raw = f.read()
-            if raw[:2] == b"\x1f\x8b":
-                raw = gzip.decompress(raw)
-            ndim = raw[3]
-            dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
-            return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-    raise SystemExit(f"{base} not found in {data_dir}")
+from npz_predict import read_idx  # the IDX reader beside this script
 
 
 def main():
