@@ -253,19 +253,21 @@ unsafe fn tile_avx2_fma(t: &Tile, acc: &mut [[f32; NR]; MR]) {
     };
     let mut lo: [__m256; MR] = [_mm256_setzero_ps(); MR];
     let mut hi: [__m256; MR] = [_mm256_setzero_ps(); MR];
-    let mut a = t.a;
-    let mut b = t.b;
-    for _ in 0..t.depth {
-        // SAFETY: the caller guarantees these reads.
+    // Each pointer is computed from `p`, not stepped on after a read: a
+    // stepped pointer would end one stride past the last row it read, which
+    // may be outside the allocation, and forming it is undefined behaviour.
+    for p in 0..t.depth {
+        let p = p as isize;
+        // SAFETY: the caller guarantees these reads, at these offsets for
+        // `p < depth`.
         unsafe {
+            let b = t.b.offset(p * t.ldb);
             let (b_lo, b_hi) = (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8)));
             for r in 0..MR {
-                let a_rp = _mm256_set1_ps(*a[r]);
+                let a_rp = _mm256_set1_ps(*t.a[r].offset(p * t.csa));
                 lo[r] = _mm256_fmadd_ps(a_rp, b_lo, lo[r]);
                 hi[r] = _mm256_fmadd_ps(a_rp, b_hi, hi[r]);
-                a[r] = a[r].offset(t.csa);
             }
-            b = b.offset(t.ldb);
         }
     }
     for r in 0..MR {

@@ -84,11 +84,26 @@ impl Shared {
     }
 
     /// Claims and runs tasks of run `generation` until none are left.
-    fn work(&self, generation: u64, job: *const Job<'static>) {
+    ///
+    /// The job is loaded after each successful claim, never before. Loading
+    /// it once, on seeing a new generation, and then claiming would race:
+    /// the generation has only 24 bits, so a worker descheduled between that
+    /// load and a claim while 2^24 runs went by could find the generation
+    /// back at its old value with another run under way, claim a task of
+    /// that run, and call the old run's job, long gone from its caller's
+    /// stack. Loaded after the claim, the job is always the claimed run's: a
+    /// successful claim, whatever run the worker thought it was in, is a task
+    /// of the run in progress, whose job is the one stored (see below).
+    fn work(&self, generation: u64) {
         while let Some(t) = self.claim(generation) {
-            // SAFETY: a successful claim means the run is unfinished, so its
-            // caller is still waiting in `run` with `job` alive on its stack;
-            // `job` was stored before the run was announced and read after.
+            let job = self.job.load(Ordering::Acquire);
+            // SAFETY: the claim read, from the state stored by this run's
+            // `run` (Acquire, through the chain of claims), a task not yet
+            // done; so the run is unfinished and its caller is still waiting
+            // in `run`, with the job alive on its stack. That caller stored
+            // the job before the state, so `job` is it: no later run can
+            // store another before this task's `done` increment below lets
+            // the current run finish.
             let task = unsafe { (*job).task };
             if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(t))) {
                 // Leak the payload: one whose drop panics would unwind out of
@@ -200,7 +215,7 @@ impl ThreadPool {
         shared.job.store(job_ptr, Ordering::SeqCst);
         shared.done.store(0, Ordering::SeqCst);
         // The generation wraps within its 24 bits: it only has to differ
-        // from the previous run's.
+        // from the previous run's (`Shared::work` says why a wrap is safe).
         let generation = ((shared.state.load(Ordering::Relaxed) >> (2 * FIELD)) + 1) & GENERATION_MASK;
         shared
             .state
@@ -210,7 +225,7 @@ impl ThreadPool {
                 self.workers[w].thread().unpark();
             }
         }
-        shared.work(generation, job_ptr);
+        shared.work(generation);
         let mut spins = 0u32;
         while shared.done.load(Ordering::Acquire) < n_tasks {
             if spins < SPINS_BEFORE_YIELD {
@@ -256,7 +271,7 @@ fn worker(shared: &Shared, w: usize) {
             }
         };
         seen = generation;
-        shared.work(generation, shared.job.load(Ordering::SeqCst));
+        shared.work(generation);
     }
 }
 
@@ -337,6 +352,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn many_tiny_runs_across_the_generation_wrap_run_each_task_once() {
+        let pool = ThreadPool::new(3);
+        // Start just below the wrap of the generation, so the runs cross it.
+        // (Nothing is running: the state only names an empty, finished run.)
+        pool.shared
+            .state
+            .store((GENERATION_MASK - 50) << (2 * FIELD), Ordering::SeqCst);
+        let counts: Vec<AtomicU32> = (0..13).map(|_| AtomicU32::new(0)).collect();
+        for call in 0..20_000usize {
+            let n_tasks = call * 7 % 13;
+            pool.run(n_tasks, &|t| {
+                counts[t].fetch_add(1, Ordering::Relaxed);
+            });
+            for (t, count) in counts.iter().enumerate() {
+                assert_eq!(
+                    count.swap(0, Ordering::Relaxed),
+                    u32::from(t < n_tasks),
+                    "call {call}: task {t} of {n_tasks}"
+                );
+            }
+        }
+        assert!(pool.shared.state.load(Ordering::SeqCst) >> (2 * FIELD) < 20_000);
     }
 
     #[test]
