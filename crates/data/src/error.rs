@@ -274,6 +274,229 @@ pub enum DataError {
         min_contrast: u8,
     },
 
+    /// CSV data is larger than [`MAX_CSV_BYTES`](crate::MAX_CSV_BYTES).
+    #[error("{}: too large for a CSV table: expected at most {limit} bytes, found {found_bytes}", path.display())]
+    CsvTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The size of the data; for a file that grew while it was read, the
+        /// bytes read before stopping (one past the limit).
+        found_bytes: u64,
+        /// The largest size accepted.
+        limit: u64,
+    },
+
+    /// A CSV file holds no rows at all, not even a header.
+    #[error("{}: the file is empty, expected a header row naming the columns", path.display())]
+    CsvEmpty {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// Every cell of the first row of a CSV file is a number: the file has no
+    /// header.
+    #[error(
+        "{}: line {line}: the first row looks like data (its first cell is `{first_cell}`); \
+         a header row naming the columns is required",
+        path.display()
+    )]
+    CsvNoHeader {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the first row.
+        line: u64,
+        /// The first cell of that row.
+        first_cell: String,
+    },
+
+    /// A header cell of a CSV file is empty, so its column has no name.
+    #[error(
+        "{}: line {line}: the header leaves column {position} unnamed, expected a name for every column \
+         (an index column written without a name? drop it)",
+        path.display()
+    )]
+    CsvUnnamedColumn {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the header.
+        line: u64,
+        /// The 1-based position of the column in the header.
+        position: usize,
+    },
+
+    /// Two columns of a CSV file have the same name.
+    #[error(
+        "{}: line {line}: the header names column `{column}` twice (columns {first} and {second}), \
+         expected unique names",
+        path.display()
+    )]
+    CsvDuplicateColumn {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the header.
+        line: u64,
+        /// The repeated name.
+        column: String,
+        /// The 1-based position of its first occurrence.
+        first: usize,
+        /// The 1-based position of its second occurrence.
+        second: usize,
+    },
+
+    /// The header of a CSV file has no column of the target's name.
+    #[error(
+        "{}: line {line}: the header has no column `{target}`, expected the target column among {}",
+        path.display(), display_names(available)
+    )]
+    CsvMissingTarget {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the header.
+        line: u64,
+        /// The name of the target column asked for.
+        target: String,
+        /// Every column the header names, in order.
+        available: Vec<String>,
+    },
+
+    /// The header of a CSV file names the target column and nothing else.
+    #[error(
+        "{}: line {line}: the header names only the target column `{target}`, \
+         expected at least one feature column besides it",
+        path.display()
+    )]
+    CsvNoFeatures {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the header.
+        line: u64,
+        /// The name of the target column.
+        target: String,
+    },
+
+    /// The feature columns of a CSV file (an evaluation file, say) are not
+    /// those expected (the training file's).
+    #[error(
+        "{}: line {line}: the feature columns differ from those expected (same names in the same order): {}",
+        path.display(), feature_difference(expected, found)
+    )]
+    CsvFeatureMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the header.
+        line: u64,
+        /// The feature columns expected, in order.
+        expected: Vec<String>,
+        /// The feature columns the header names, in order.
+        found: Vec<String>,
+    },
+
+    /// A row of a CSV file has more or fewer fields than the header.
+    #[error("{}: line {line}: expected {expected} fields (one per header column), found {found}", path.display())]
+    CsvRaggedRow {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line on which the row starts.
+        line: u64,
+        /// The number of columns of the header.
+        expected: usize,
+        /// The number of fields of the row.
+        found: usize,
+    },
+
+    /// A cell of a CSV file is empty (or only blanks).
+    #[error("{}: line {line}, column `{column}`: the cell is empty, expected a value", path.display())]
+    CsvMissingValue {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line on which the row starts.
+        line: u64,
+        /// The name of the column.
+        column: String,
+    },
+
+    /// A cell of a numeric column of a CSV file is not a finite number.
+    #[error("{}: line {line}, column `{column}`: expected a finite number, found `{found}`", path.display())]
+    CsvBadNumber {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line on which the row starts.
+        line: u64,
+        /// The name of the column.
+        column: String,
+        /// The cell (its first 40 characters).
+        found: String,
+    },
+
+    /// A cell of a CSV file that must be text is not valid UTF-8.
+    #[error("{}: line {line}, column `{column}`: expected UTF-8 text, found invalid bytes", path.display())]
+    CsvInvalidUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line on which the row starts.
+        line: u64,
+        /// The name of the column (for a header cell: the cell itself, with
+        /// the invalid bytes replaced).
+        column: String,
+    },
+
+    /// A class label of a CSV file is not among the class names fixed at
+    /// training.
+    #[error(
+        "{}: line {line}, column `{column}`: unknown class `{found}`, expected one of the classes \
+         fixed at training: {}",
+        path.display(), display_names(expected)
+    )]
+    CsvUnknownClass {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line on which the row starts.
+        line: u64,
+        /// The name of the target column.
+        column: String,
+        /// The label (its first 40 characters).
+        found: String,
+        /// The class names accepted, in order.
+        expected: Vec<String>,
+    },
+
+    /// The class target of a CSV training file holds a single class.
+    #[error(
+        "{}: column `{column}` holds only the class `{class}` ({rows} rows), \
+         expected at least two classes: a classifier needs two to tell apart",
+        path.display()
+    )]
+    CsvSingleClass {
+        /// The file.
+        path: PathBuf,
+        /// The name of the target column.
+        column: String,
+        /// The one class present.
+        class: String,
+        /// The number of data rows.
+        rows: usize,
+    },
+
+    /// A CSV file has a header but no data rows.
+    #[error("{}: no data rows after the header on line {line}, expected at least one", path.display())]
+    CsvNoRows {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the header.
+        line: u64,
+    },
+
+    /// A CSV file has more data rows than a table can index.
+    #[error("{}: line {line}: more than {limit} data rows, the most a table can hold", path.display())]
+    CsvTooManyRows {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the first row past the limit.
+        line: u64,
+        /// The most data rows accepted.
+        limit: u64,
+    },
+
     /// No source yielded a file of a data set with the expected content
     /// (feature `download`).
     #[cfg(feature = "download")]
@@ -316,6 +539,43 @@ fn display_failures(failures: &[crate::download::SourceFailure]) -> String {
         text.push_str(&format!("\n  {}. {failure}", i + 1));
     }
     text
+}
+
+/// The names of a list of columns or classes, in backquotes, the first 20 of
+/// a longer list.
+fn display_names(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    if names.is_empty() {
+        return "(none)".to_owned();
+    }
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(", … and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+/// Where two lists of feature columns first part, for
+/// [`DataError::CsvFeatureMismatch`].
+fn feature_difference(expected: &[String], found: &[String]) -> String {
+    let detail = match expected.iter().zip(found).position(|(e, f)| e != f) {
+        Some(i) => format!("feature column {} is `{}`, expected `{}`", i + 1, found[i], expected[i]),
+        None => match (expected.get(found.len()), found.get(expected.len())) {
+            (Some(missing), _) => format!("`{missing}` is missing at the end"),
+            (_, Some(extra)) => format!("`{extra}` is extra at the end"),
+            (None, None) => "the lists agree".to_owned(),
+        },
+    };
+    format!(
+        "found {} feature columns, expected {}; {detail}",
+        found.len(),
+        expected.len()
+    )
 }
 
 /// `a, b, c` for a list of paths.

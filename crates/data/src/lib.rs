@@ -18,6 +18,9 @@
 //! - [`preprocess_digit`] brings any grayscale picture of a digit into
 //!   MNIST's form (28x28, ink bright on black, 20-pixel box, centred by
 //!   centre of mass), for predicting on one's own images.
+//! - [`read_csv`] (and [`parse_csv`] for bytes in memory) reads a tabular
+//!   data set: numeric feature columns and a target of class labels or
+//!   values, checked row by row against the header.
 //! - [`content_sha256`] identifies a file by the SHA-256 of its decompressed
 //!   content, which stays the same when a mirror recompresses it.
 //! - with the `download` feature, `download()` fetches MNIST or
@@ -29,6 +32,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod csv;
 mod dataset;
 #[cfg(feature = "download")]
 mod download;
@@ -39,6 +43,7 @@ mod mnist;
 mod preprocess;
 
 pub use batch::Batcher;
+pub use csv::{CsvOptions, CsvTable, CsvTarget, MAX_CSV_BYTES, MAX_CSV_ROWS, TargetKind, parse_csv, read_csv};
 pub use dataset::{Dataset, pixel_to_f32};
 #[cfg(feature = "download")]
 pub use download::{
