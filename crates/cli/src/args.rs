@@ -15,7 +15,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Train a network with mini-batch SGD, evaluating on the test set after
+    /// Train a network (any activation, loss and optimiser) on IDX images or
+    /// a CSV table, evaluating on the test set after
     /// every epoch.
     Train(TrainArgs),
     /// Show what a checkpoint holds: format, architecture, parameter count
@@ -37,9 +38,67 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
-    /// Directory holding the four IDX files (gzip or raw).
+    /// Directory holding the four IDX files (gzip or raw), or a CSV file
+    /// (with --target).
     #[arg(long, default_value = "datasets/mnist")]
     pub(crate) data: PathBuf,
+
+    /// The CSV column to predict (required for CSV data). With
+    /// --loss cross-entropy its values are class labels (any strings), with
+    /// --loss mse numbers.
+    #[arg(long, value_name = "COLUMN")]
+    pub(crate) target: Option<String>,
+
+    /// A CSV test file with the same columns; without it, a seeded 20% of
+    /// the rows of --data is held out as the test set.
+    #[arg(long, value_name = "FILE.csv")]
+    pub(crate) test: Option<PathBuf>,
+
+    /// Standardise CSV features (zero mean, unit variance on the training
+    /// rows); the means and scales are stored in the checkpoint and applied
+    /// by eval and predict.
+    #[arg(long)]
+    pub(crate) standardize: bool,
+
+    /// Hidden-layer activation: relu, leaky-relu[:SLOPE], tanh, sigmoid,
+    /// gelu, identity [default: relu].
+    #[arg(long, value_parser = parse_from_str::<backprop_nn::Activation>)]
+    pub(crate) activation: Option<backprop_nn::Activation>,
+
+    /// Weight initialisation: he, glorot, glorot-normal [default: he for the
+    /// ReLU family and GELU, glorot for tanh, sigmoid and identity].
+    #[arg(long, value_parser = parse_from_str::<backprop_nn::Init>)]
+    pub(crate) init: Option<backprop_nn::Init>,
+
+    /// Loss: cross-entropy (classes) or mse (regression; reports MSE and R²)
+    /// [default: cross-entropy].
+    #[arg(long, value_parser = parse_from_str::<backprop_nn::Loss>)]
+    pub(crate) loss: Option<backprop_nn::Loss>,
+
+    /// Optimiser: sgd, momentum, nesterov, adam, adamw [default: sgd].
+    #[arg(long, value_parser = ["sgd", "momentum", "nesterov", "adam", "adamw"])]
+    pub(crate) optimizer: Option<String>,
+
+    /// Momentum factor for momentum and nesterov [default: 0.9].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) momentum: Option<f32>,
+
+    /// Adam's first-moment decay [default: 0.9].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) beta1: Option<f32>,
+
+    /// Adam's second-moment decay [default: 0.999].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) beta2: Option<f32>,
+
+    /// Adam's epsilon [default: 1e-8].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) eps: Option<f32>,
+
+    /// Weight decay: L2 added to the gradient (sgd, momentum, nesterov,
+    /// adam), decoupled for adamw [default: 0, adamw 0.01].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) weight_decay: Option<f32>,
 
     // --layers, --batch-size, --lr and --seed are options so that a resumed
     // run can tell a flag given from a default: the defaults are applied in
@@ -57,8 +116,8 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) batch_size: Option<u64>,
 
-    /// SGD learning rate [default: 0.5].
-    #[arg(long)]
+    /// Learning rate [default: 0.5].
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) lr: Option<f32>,
 
     /// Seed for weight initialisation and shuffling [default: 42].
@@ -103,7 +162,8 @@ pub(crate) struct EvalArgs {
     /// The checkpoint file (written by `backprop train --save`).
     pub(crate) model: PathBuf,
 
-    /// Directory holding the four IDX files; the test set is evaluated.
+    /// Directory holding the four IDX files (the test set is evaluated), or
+    /// a CSV file with the columns the model was trained on.
     #[arg(long, default_value = "datasets/mnist")]
     pub(crate) data: PathBuf,
 
@@ -130,6 +190,11 @@ pub(crate) struct PredictArgs {
     /// Image files (PNG, JPEG, PGM/PNM), each holding one digit in any size,
     /// dark on light or light on dark.
     pub(crate) images: Vec<PathBuf>,
+
+    /// Predict every row of a CSV file instead (a model trained on CSV; the
+    /// file needs the feature columns, others are ignored).
+    #[arg(long, value_name = "FILE.csv")]
+    pub(crate) csv: Option<PathBuf>,
 
     /// Predict test image N of --data instead (repeatable).
     #[arg(long, value_name = "N")]
@@ -164,4 +229,9 @@ pub(crate) enum ExportFormat {
     Npz,
     /// The safetensors format (Hugging Face).
     Safetensors,
+}
+
+/// Parses a value through its `FromStr`, for clap.
+fn parse_from_str<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
+    s.parse()
 }

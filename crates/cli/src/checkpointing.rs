@@ -2,9 +2,11 @@
 //! checkpoint, and writing a checkpoint after every epoch.
 
 use crate::args::TrainArgs;
+use crate::data::Data;
+use crate::train::config_from;
 use anyhow::{Context, Result, bail};
-use backprop_data::TrainTest;
-use backprop_nn::{Checkpoint, DatasetFile, EpochRecord, EpochStats, Evaluation, TrainConfig, Trainer};
+use backprop_nn::checkpoint::record::{DataRecord, EpochRecord, MetricsRecord, NormalizationRecord};
+use backprop_nn::{Checkpoint, EpochStats, Evaluation, TargetShape, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 
 /// Where and what to save after each epoch.
@@ -12,16 +14,32 @@ pub(crate) struct Saver {
     /// `None` when the run is not saved.
     path: Option<PathBuf>,
     history: Vec<EpochRecord>,
-    dataset: Vec<DatasetFile>,
+    data: DataRecord,
+    classes: Vec<String>,
+    normalization: Option<NormalizationRecord>,
 }
 
 impl Saver {
     /// Adds the epoch to the history and, when saving, writes the
     /// checkpoint (atomically, replacing the previous epoch's).
     pub(crate) fn record(&mut self, trainer: &Trainer, stats: &EpochStats, eval: &Evaluation) -> Result<()> {
-        self.history.push(EpochRecord::new(stats, eval));
+        self.history.push(EpochRecord {
+            epoch: stats.epoch as u64,
+            train_loss: stats.train_loss,
+            learning_rate: stats.learning_rate,
+            seconds: stats.seconds,
+            validation: None,
+            test: Some(MetricsRecord {
+                loss: eval.loss,
+                accuracy: eval.accuracy(),
+                r2: eval.r2(),
+            }),
+        });
         if let Some(path) = &self.path {
-            Checkpoint::from_trainer(trainer, self.history.clone(), self.dataset.clone())
+            let mut checkpoint = Checkpoint::from_trainer(trainer, self.history.clone(), self.data.clone());
+            checkpoint.classes = self.classes.clone();
+            checkpoint.normalization = self.normalization.clone();
+            checkpoint
                 .save(path)
                 .with_context(|| format!("cannot save the checkpoint after epoch {}", stats.epoch))?;
         }
@@ -31,47 +49,66 @@ impl Saver {
 
 /// The trainer for `args`: a fresh run, or the run of `--resume` continued;
 /// with the [`Saver`] that records it.
-pub(crate) fn start(args: &TrainArgs, data: &TrainTest) -> Result<(Trainer, Saver)> {
+pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
     let save_path = args.save.clone().or_else(|| args.resume.clone());
     if let Some(path) = &args.save {
         check_writable_dir(path)?;
     }
-    let dataset = if save_path.is_some() {
-        hash_data(&args.data)?
+    let record = if save_path.is_some() {
+        data.record(&args.data)?
     } else {
-        Vec::new()
+        DataRecord::Unknown
     };
+    let (classes, normalization) = match data {
+        Data::Csv(d) => (d.classes.clone(), d.normalization.clone()),
+        Data::Idx(_) => (Vec::new(), None),
+    };
+    let train = data.train();
     let Some(resume) = &args.resume else {
-        let config = TrainConfig::try_from(args)?;
+        // CSV data picks the input and output widths when --layers is not given.
+        let sizes = matches!(data, Data::Csv(_)).then(|| {
+            let n_out = match train.target_shape() {
+                TargetShape::Classes(n) | TargetShape::Values(n) => n,
+            };
+            vec![train.n_features(), 64, n_out]
+        });
+        let config = config_from(args, sizes)?;
         config
-            .check_data(&data.train)
+            .check_data(train)
             .with_context(|| format!("--layers {:?} do not fit {}", config.sizes, args.data.display()))?;
-        let trainer = Trainer::new(config, data.train.len())?;
+        let trainer = Trainer::new(config, train.len())?;
         let saver = Saver {
             path: save_path,
             history: Vec::new(),
-            dataset,
+            data: record,
+            classes,
+            normalization,
         };
         return Ok((trainer, saver));
     };
     let checkpoint = Checkpoint::load(resume).context("cannot resume")?;
-    check_flags(args, &checkpoint, resume)?;
-    check_dataset(&checkpoint.dataset, &dataset, &args.data, resume)?;
-    let done = checkpoint.epoch;
-    let epochs = args.epochs.unwrap_or(checkpoint.config.epochs);
+    let Some(config) = checkpoint.train_config() else {
+        bail!("{} holds a model without its training run; it cannot be resumed", resume.display());
+    };
+    check_flags(args, &config, resume)?;
+    if save_path.is_some() {
+        check_dataset(&checkpoint.data, &record, &args.data, resume)?;
+    }
+    let done = checkpoint.epoch();
+    let epochs = args.epochs.unwrap_or(config.epochs);
     if epochs < done {
         bail!(
             "--epochs {epochs}: {} has already trained {done} epochs; give at least {done}",
             resume.display()
         );
     }
-    checkpoint
-        .config
-        .check_data(&data.train)
+    config
+        .check_data(train)
         .with_context(|| format!("{} does not fit the data in {}", resume.display(), args.data.display()))?;
     let history = checkpoint.history.clone();
+    let (classes, normalization) = (checkpoint.classes.clone(), checkpoint.normalization.clone());
     let mut trainer = checkpoint
-        .into_trainer(data.train.len())
+        .into_trainer(train.len())
         .with_context(|| format!("cannot resume {}", resume.display()))?;
     trainer.set_epochs(epochs);
     if !args.json {
@@ -83,82 +120,116 @@ pub(crate) fn start(args: &TrainArgs, data: &TrainTest) -> Result<(Trainer, Save
     let saver = Saver {
         path: save_path,
         history,
-        dataset,
+        data: record,
+        classes,
+        normalization,
     };
     Ok((trainer, saver))
 }
 
-/// The SHA-256 of the four data files, for the checkpoint (about 0.1 s for
-/// MNIST's 55 MB of decompressed content).
-fn hash_data(dir: &Path) -> Result<Vec<DatasetFile>> {
-    DatasetFile::hash_dir(dir).with_context(|| format!("cannot hash the data in {}", dir.display()))
-}
-
 /// Refuses flags that would change the meaning of a resumed run.
-fn check_flags(args: &TrainArgs, checkpoint: &Checkpoint, resume: &Path) -> Result<()> {
-    let config = &checkpoint.config;
-    let refuse = |flag: &str, given: String, saved: String| {
+fn check_flags(args: &TrainArgs, saved: &TrainConfig, resume: &Path) -> Result<()> {
+    let refuse = |flag: &str, given: String, was: String| {
         anyhow::anyhow!(
-            "{flag} {given} differs from the {saved} that {} was trained with; a resumed run keeps its \
+            "{flag} {given} differs from the {was} that {} was trained with; a resumed run keeps its \
              settings (only --epochs may change): drop {flag}, or start a new run without --resume",
             resume.display()
         )
     };
     let list = |sizes: &[usize]| sizes.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     if let Some(layers) = &args.layers
-        && *layers != config.sizes
+        && *layers != saved.sizes
     {
-        return Err(refuse("--layers", list(layers), list(&config.sizes)));
+        return Err(refuse("--layers", list(layers), list(&saved.sizes)));
     }
     if let Some(batch) = args.batch_size
-        && usize::try_from(batch).ok() != Some(config.batch_size)
+        && usize::try_from(batch).ok() != Some(saved.batch_size)
     {
-        return Err(refuse("--batch-size", batch.to_string(), config.batch_size.to_string()));
+        return Err(refuse("--batch-size", batch.to_string(), saved.batch_size.to_string()));
     }
     if let Some(lr) = args.lr
-        && lr.to_bits() != config.learning_rate.to_bits()
+        && lr.to_bits() != saved.learning_rate.to_bits()
     {
-        return Err(refuse("--lr", lr.to_string(), config.learning_rate.to_string()));
+        return Err(refuse("--lr", lr.to_string(), saved.learning_rate.to_string()));
     }
     if let Some(seed) = args.seed
-        && seed != config.seed
+        && seed != saved.seed
     {
-        return Err(refuse("--seed", seed.to_string(), config.seed.to_string()));
+        return Err(refuse("--seed", seed.to_string(), saved.seed.to_string()));
+    }
+    if let Some(a) = args.activation
+        && a != saved.activation
+    {
+        return Err(refuse("--activation", a.to_string(), saved.activation.to_string()));
+    }
+    if let Some(l) = args.loss
+        && l != saved.loss
+    {
+        return Err(refuse("--loss", l.to_string(), saved.loss.to_string()));
+    }
+    if let Some(o) = &args.optimizer
+        && o != saved.optimizer.name()
+    {
+        return Err(refuse("--optimizer", o.clone(), saved.optimizer.name().to_owned()));
+    }
+    let tuned = [
+        ("--init", args.init.is_some()),
+        ("--momentum", args.momentum.is_some()),
+        ("--beta1", args.beta1.is_some()),
+        ("--beta2", args.beta2.is_some()),
+        ("--eps", args.eps.is_some()),
+        ("--weight-decay", args.weight_decay.is_some()),
+    ];
+    if let Some((flag, _)) = tuned.iter().find(|(_, given)| *given) {
+        bail!(
+            "{flag} cannot be given with --resume: {} keeps the settings it was trained with",
+            resume.display()
+        );
     }
     Ok(())
 }
 
 /// Refuses to continue a run on other data than it was trained on.
-fn check_dataset(saved: &[DatasetFile], current: &[DatasetFile], dir: &Path, resume: &Path) -> Result<()> {
-    if saved.is_empty() {
-        eprintln!(
-            "warning: {} records no dataset hashes; cannot check that {} holds the same data",
-            resume.display(),
-            dir.display()
-        );
-        return Ok(());
-    }
-    for file in saved {
-        match current.iter().find(|f| f.name == file.name) {
-            Some(now) if now.sha256 == file.sha256 => {}
-            Some(now) => bail!(
-                "the data in {} differs from the data {} was trained on: {} has SHA-256 {}, the checkpoint \
-                 records {}; resume with the same --data",
-                dir.display(),
+fn check_dataset(saved: &DataRecord, current: &DataRecord, dir: &Path, resume: &Path) -> Result<()> {
+    match (saved, current) {
+        (DataRecord::Unknown, _) => {
+            eprintln!(
+                "warning: {} records no dataset hashes; cannot check that {} holds the same data",
                 resume.display(),
-                file.name,
-                now.sha256,
-                file.sha256
-            ),
-            None => bail!(
-                "{} was trained on a file {} that {} does not have",
-                resume.display(),
-                file.name,
                 dir.display()
-            ),
+            );
+            Ok(())
         }
+        (DataRecord::Idx { files: saved }, DataRecord::Idx { files: current }) => {
+            for file in saved {
+                match current.iter().find(|f| f.name == file.name) {
+                    Some(now) if now.sha256 == file.sha256 => {}
+                    Some(now) => bail!(
+                        "the data in {} differs from the data {} was trained on: {} has SHA-256 {}, the \
+                         checkpoint records {}; resume with the same --data",
+                        dir.display(),
+                        resume.display(),
+                        file.name,
+                        now.sha256,
+                        file.sha256
+                    ),
+                    None => bail!(
+                        "{} was trained on a file {} that {} does not have",
+                        resume.display(),
+                        file.name,
+                        dir.display()
+                    ),
+                }
+            }
+            Ok(())
+        }
+        (DataRecord::Csv { train: a, .. }, DataRecord::Csv { train: b, .. }) if a.sha256 == b.sha256 => Ok(()),
+        _ => bail!(
+            "the data in {} differs from the data {} was trained on; resume with the same --data",
+            dir.display(),
+            resume.display()
+        ),
     }
-    Ok(())
 }
 
 /// Fails now, not after an epoch of training, when `--save PATH` names a

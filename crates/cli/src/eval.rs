@@ -5,7 +5,8 @@
 use crate::args::EvalArgs;
 use crate::export::write_atomic;
 use anyhow::{Context, Result};
-use backprop_nn::{Checkpoint, Mlp, evaluate_with};
+use crate::data::{is_csv, load_csv_for};
+use backprop_nn::{Checkpoint, Examples, Metrics, Mlp, Targets, evaluate_with};
 use serde::Serialize;
 use std::path::Path;
 
@@ -77,6 +78,9 @@ struct Report {
     correct: usize,
     /// Fraction in [0, 1].
     accuracy: f64,
+    /// Class names (from the checkpoint), when it has them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    classes: Vec<String>,
     /// Mean cross-entropy.
     loss: f64,
     /// `confusion[true][predicted]`.
@@ -85,15 +89,42 @@ struct Report {
     confidently_wrong: Vec<Wrong>,
 }
 
+/// The `--json` object of a regression model.
+#[derive(Serialize)]
+struct RegressionReport {
+    model: String,
+    data: String,
+    sizes: Vec<usize>,
+    n: usize,
+    /// Mean squared error.
+    mse: f64,
+    /// Coefficient of determination.
+    r2: f64,
+}
+
 pub(crate) fn run(args: EvalArgs) -> Result<()> {
-    let model = load_model(&args.model)?;
-    let data = backprop_data::load_dir(&args.data)?;
-    let test = &data.test;
+    let checkpoint = Checkpoint::load(&args.model)?;
+    let model = checkpoint
+        .model()
+        .with_context(|| format!("{}: cannot build the network", args.model.display()))?;
+    let idx;
+    let csv;
+    let test: &dyn Examples = if is_csv(&args.data) {
+        csv = load_csv_for(&checkpoint, &args.data)?.1;
+        &csv
+    } else {
+        idx = backprop_data::load_dir(&args.data)?;
+        &idx.test
+    };
+    if !checkpoint.loss().is_classification() {
+        return regression(&args, &model, test);
+    }
     let n_classes = model.n_outputs();
     let mut confusion = vec![vec![0usize; n_classes]; n_classes];
     let mut predictions = Vec::with_capacity(test.len());
     let mut wrong: Vec<Wrong> = Vec::new();
-    let eval = evaluate_with(&model, test, |first, logits, labels| {
+    let eval = evaluate_with(&model, test, |first, logits, targets| {
+        let Targets::Classes(labels) = targets else { return };
         for (r, row) in logits.rows().into_iter().enumerate() {
             let z: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
             let predicted = argmax(&z); // on the logits, exactly as `evaluate` counts
@@ -144,8 +175,9 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         data: args.data.display().to_string(),
         sizes: model.sizes(),
         n: eval.n,
-        correct: eval.correct,
-        accuracy: eval.accuracy,
+        correct: eval.correct().unwrap_or(0),
+        accuracy: eval.accuracy().unwrap_or(0.0),
+        classes: checkpoint.classes.clone(),
         loss: eval.loss,
         confusion,
         per_class,
@@ -155,6 +187,36 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", text(&report));
+    }
+    Ok(())
+}
+
+fn regression(args: &EvalArgs, model: &Mlp, test: &dyn Examples) -> Result<()> {
+    let eval = evaluate_with(model, test, |_, _, _| {})
+        .with_context(|| format!("{} does not fit the data in {}", args.model.display(), args.data.display()))?;
+    let Metrics::Regression { mse, r2 } = eval.metrics else {
+        anyhow::bail!("{}: the data has class labels, but the model was trained for values", args.data.display());
+    };
+    let report = RegressionReport {
+        model: args.model.display().to_string(),
+        data: args.data.display().to_string(),
+        sizes: model.sizes(),
+        n: eval.n,
+        mse,
+        r2,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} (layers {}) on the {} rows of {}\nmse {:.6}, R² {:.4}",
+            report.model,
+            sizes_text(&report.sizes),
+            report.n,
+            report.data,
+            mse,
+            r2
+        );
     }
     Ok(())
 }
@@ -185,6 +247,10 @@ fn text(r: &Report) -> String {
         .max()
         .map_or(1, |m| m.to_string().len())
         .max(3);
+    if !r.classes.is_empty() {
+        let names: Vec<String> = r.classes.iter().enumerate().map(|(i, n)| format!("{i} {n}")).collect();
+        let _ = writeln!(out, "classes: {}\n", names.join(", "));
+    }
     let _ = writeln!(out, "confusion matrix (rows: true class, columns: predicted)");
     let _ = write!(out, "{:>5} ", "");
     for c in 0..r.confusion.len() {

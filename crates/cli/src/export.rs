@@ -13,6 +13,7 @@
 use crate::args::{ExportArgs, ExportFormat};
 use anyhow::{Context, Result};
 use backprop_nn::Checkpoint;
+use backprop_nn::atomic::Special;
 use std::io::{Cursor, Write};
 use std::path::Path;
 
@@ -51,14 +52,14 @@ pub(crate) fn run(args: ExportArgs) -> Result<()> {
 /// layer by layer.
 pub(crate) fn tensors(checkpoint: &Checkpoint) -> Vec<Tensor> {
     checkpoint
-        .parameters
+        .layers
         .iter()
         .enumerate()
         .flat_map(|(i, p)| {
             [
                 Tensor {
                     name: format!("layers.{i}.weight"),
-                    shape: vec![p.shape.0, p.shape.1],
+                    shape: vec![p.shape.0 as usize, p.shape.1 as usize],
                     data: p.weight.clone(),
                 },
                 Tensor {
@@ -126,37 +127,8 @@ pub(crate) fn safetensors_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
 /// directory, flushed and synced, then renamed over `path`, so a failure
 /// leaves any previous file intact.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".backprop-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| {
-            format!(
-                "cannot create a temporary file in {} to write {}",
-                dir.display(),
-                path.display()
-            )
-        })?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.flush())
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    // Temporary files are created owner-only; an export is an ordinary file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    backprop_nn::atomic::write_atomic(path, Special::WriteDirectly, |f| f.write_all(bytes), None)
+        .map_err(|(at, e)| anyhow::Error::new(e).context(format!("cannot write {}", at.display())))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod checkpointing;
+mod data;
 mod eval;
 mod export;
 mod inspect;

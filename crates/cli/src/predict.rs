@@ -81,6 +81,9 @@ impl Classifier {
 }
 
 pub(crate) fn run(args: PredictArgs) -> Result<()> {
+    if let Some(csv) = &args.csv {
+        return predict_csv(&args.model, csv, args.json);
+    }
     if args.images.is_empty() && args.index.is_empty() {
         bail!("nothing to predict: give image files (PNG, JPEG, PGM) or --index N for test image N");
     }
@@ -236,4 +239,91 @@ mod tests {
         let rows = render(&[0, 255, 128, 28], 2);
         assert_eq!(rows, ["  @@", "++.."]);
     }
+}
+
+/// One CSV row's prediction, as printed with `--json`.
+#[derive(Serialize)]
+struct RowPrediction {
+    /// 1-based line in the file.
+    line: u64,
+    /// The predicted class index, for a classifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predicted: Option<usize>,
+    /// Its name, when the checkpoint has class names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<String>,
+    /// Class probabilities, for a classifier; predicted values, for a
+    /// regression.
+    outputs: Vec<f64>,
+}
+
+/// `predict MODEL --csv FILE`: every row of a CSV file with the model's
+/// feature columns (found by name; other columns are ignored), standardised
+/// as in training.
+fn predict_csv(model_path: &Path, csv_path: &Path, json: bool) -> Result<()> {
+    let checkpoint = backprop_nn::Checkpoint::load(model_path)?;
+    let backprop_nn::checkpoint::record::DataRecord::Csv { features, .. } = &checkpoint.data else {
+        bail!("{} was not trained on a CSV table; --csv needs such a model", model_path.display());
+    };
+    let model = checkpoint.model()?;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(csv_path)
+        .with_context(|| format!("cannot read {}", csv_path.display()))?;
+    let header = reader.headers().with_context(|| format!("{}: cannot read the header", csv_path.display()))?.clone();
+    let columns = features
+        .iter()
+        .map(|name| {
+            header.iter().position(|h| h == name).with_context(|| {
+                format!("{}: no column {name:?}; the model needs {}", csv_path.display(), features.join(", "))
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    for record in reader.records() {
+        let record = record.with_context(|| format!("cannot read {}", csv_path.display()))?;
+        let line = record.position().map_or(0, |p| p.line());
+        for (&c, name) in columns.iter().zip(features) {
+            let cell = record.get(c).unwrap_or("");
+            let value: f32 = cell
+                .parse()
+                .ok()
+                .filter(|v: &f32| v.is_finite())
+                .with_context(|| format!("{}: line {line}, column {name}: {cell:?} is not a number", csv_path.display()))?;
+            rows.push(value);
+        }
+        lines.push(line);
+    }
+    let mut x = Array2::from_shape_vec((lines.len(), features.len()), rows)?;
+    if let Some(n) = &checkpoint.normalization {
+        for mut row in x.rows_mut() {
+            for ((v, m), s) in row.iter_mut().zip(&n.mean).zip(&n.scale) {
+                *v = (*v - m) / s;
+            }
+        }
+    }
+    let classify = checkpoint.loss().is_classification();
+    let outputs = if classify { model.predict_proba(x.view()) } else { model.predict_outputs(x.view()) };
+    for (line, out) in lines.into_iter().zip(outputs.rows()) {
+        let values: Vec<f64> = out.iter().map(|&v| f64::from(v)).collect();
+        let predicted = classify.then(|| argmax(&values));
+        let class = predicted.and_then(|p| checkpoint.classes.get(p).cloned());
+        let row = RowPrediction {
+            line,
+            predicted,
+            class,
+            outputs: values,
+        };
+        if json {
+            println!("{}", serde_json::to_string(&row)?);
+        } else if let Some(p) = row.predicted {
+            let name = row.class.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+            println!("line {:>5}: class {p}{name}, probability {:.2}%", row.line, 100.0 * row.outputs[p]);
+        } else {
+            let shown: Vec<String> = row.outputs.iter().map(|v| format!("{v:.6}")).collect();
+            println!("line {:>5}: {}", row.line, shown.join(", "));
+        }
+    }
+    Ok(())
 }

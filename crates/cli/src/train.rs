@@ -1,29 +1,77 @@
 //! `backprop train`: load the data, train epoch by epoch, report each epoch.
 
+use crate::data::{Data, is_csv};
 use crate::{args::TrainArgs, checkpointing, progress};
-use anyhow::{Context, Result};
-use backprop_nn::{EpochStats, Evaluation, TrainConfig, evaluate_in};
+use anyhow::{Context, Result, bail};
+use backprop_nn::{EpochStats, Evaluation, Loss, Metrics, OptimizerConfig, TrainConfig, evaluate_in};
 use serde::Serialize;
 use std::time::Instant;
 
-impl TryFrom<&TrainArgs> for TrainConfig {
-    type Error = anyhow::Error;
-
-    fn try_from(args: &TrainArgs) -> Result<Self> {
-        let default = TrainConfig::default();
-        let config = TrainConfig {
-            sizes: args.layers.clone().unwrap_or(default.sizes),
-            epochs: args.epochs.unwrap_or(default.epochs),
-            batch_size: match args.batch_size {
-                Some(b) => usize::try_from(b).context("--batch-size is too large")?,
-                None => default.batch_size,
-            },
-            learning_rate: args.lr.unwrap_or(default.learning_rate),
-            seed: args.seed.unwrap_or(default.seed),
-        };
-        config.validate()?;
-        Ok(config)
+/// The configuration the flags ask for; `sizes` fills in `--layers` when it
+/// is not given.
+pub(crate) fn config_from(args: &TrainArgs, sizes: Option<Vec<usize>>) -> Result<TrainConfig> {
+    let default = TrainConfig::default();
+    let name = args.optimizer.as_deref().unwrap_or("sgd");
+    let mut optimizer = OptimizerConfig::from_name(name).context("unknown --optimizer")?;
+    let given = |flag: &str, value: Option<f32>| -> Result<()> {
+        if value.is_some() {
+            bail!("{flag} does not apply to --optimizer {name}");
+        }
+        Ok(())
+    };
+    match &mut optimizer {
+        OptimizerConfig::Sgd { weight_decay } => {
+            given("--momentum", args.momentum)?;
+            given("--beta1", args.beta1)?;
+            given("--beta2", args.beta2)?;
+            given("--eps", args.eps)?;
+            *weight_decay = args.weight_decay.unwrap_or(*weight_decay);
+        }
+        OptimizerConfig::Momentum {
+            momentum, weight_decay, ..
+        } => {
+            given("--beta1", args.beta1)?;
+            given("--beta2", args.beta2)?;
+            given("--eps", args.eps)?;
+            *momentum = args.momentum.unwrap_or(*momentum);
+            *weight_decay = args.weight_decay.unwrap_or(*weight_decay);
+        }
+        OptimizerConfig::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            ..
+        } => {
+            given("--momentum", args.momentum)?;
+            *beta1 = args.beta1.unwrap_or(*beta1);
+            *beta2 = args.beta2.unwrap_or(*beta2);
+            *eps = args.eps.unwrap_or(*eps);
+            *weight_decay = args.weight_decay.unwrap_or(*weight_decay);
+        }
+        _ => bail!("--optimizer {name} has no flags here"),
     }
+    let config = TrainConfig {
+        sizes: args.layers.clone().or(sizes).unwrap_or(default.sizes),
+        activation: args.activation.unwrap_or(default.activation),
+        init: args.init,
+        loss: args.loss.unwrap_or(default.loss),
+        optimizer,
+        learning_rate: args.lr.unwrap_or(default.learning_rate),
+        epochs: args.epochs.unwrap_or(default.epochs),
+        batch_size: match args.batch_size {
+            Some(b) => usize::try_from(b).context("--batch-size is too large")?,
+            None => default.batch_size,
+        },
+        seed: args.seed.unwrap_or(default.seed),
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// The loss the flags ask for (before a checkpoint may say otherwise).
+pub(crate) fn loss_of(args: &TrainArgs) -> Loss {
+    args.loss.unwrap_or_default()
 }
 
 /// One epoch's report, as printed with `--json`.
@@ -33,36 +81,69 @@ struct EpochReport {
     epochs: usize,
     train_loss: f64,
     test_loss: f64,
-    test_accuracy: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_mse: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_r2: Option<f64>,
+    learning_rate: f32,
     seconds: f64,
     eval_seconds: f64,
 }
 
 pub(crate) fn run(args: TrainArgs) -> Result<()> {
-    if args.resume.is_none() {
-        TrainConfig::try_from(&args)?; // bad flags fail before the data loads
+    if args.resume.is_none() && !is_csv(&args.data) {
+        config_from(&args, None)?; // bad flags fail before the data loads
     }
-    let data = backprop_data::load_dir(&args.data)?;
+    // A resumed run reads its data as it was read at the start: the same
+    // kind of target, hold-out seed and standardisation.
+    let (classes, seed, standardize) = match &args.resume {
+        Some(path) => {
+            let c = backprop_nn::Checkpoint::load(path).context("cannot resume")?;
+            let seed = c.train_config().map_or(0, |t| t.seed);
+            (c.loss().is_classification(), seed, c.normalization.is_some())
+        }
+        None => (
+            loss_of(&args).is_classification(),
+            args.seed.unwrap_or(TrainConfig::default().seed),
+            args.standardize,
+        ),
+    };
+    let data = Data::load(
+        &args.data,
+        args.target.as_deref(),
+        args.test.as_deref(),
+        classes,
+        standardize,
+        seed,
+    )?;
     let (mut trainer, mut saver) = checkpointing::start(&args, &data)?;
     trainer.set_threads(usize::from(args.threads));
     // The CLI owns its main thread: keep it off the workers' cores.
     trainer.pool().pin_caller();
+    let (train, test) = (data.train(), data.test());
     if !args.json {
+        let c = trainer.config();
         eprintln!(
-            "training {:?} on {} examples ({} test), batch {}, lr {}, seed {}",
-            trainer.config().sizes,
-            data.train.len(),
-            data.test.len(),
-            trainer.config().batch_size,
-            trainer.config().learning_rate,
-            trainer.config().seed
+            "training {:?} ({}, {}, {}) on {} examples ({} test), {}, learning rate {}, batch {}, seed {}",
+            c.sizes,
+            c.activation,
+            c.resolved_init(),
+            c.loss,
+            train.len(),
+            test.len(),
+            c.optimizer,
+            c.learning_rate,
+            c.batch_size,
+            c.seed
         );
     }
     let start = Instant::now();
     while !trainer.is_done() {
         let label = format!("epoch {}/{}", trainer.epoch() + 1, trainer.config().epochs);
         let bar = progress::bar(0, &label);
-        let stats = trainer.train_epoch(&data.train, |done, total| {
+        let stats = trainer.train_epoch(train, |done, total, _loss| {
             if let Some(bar) = &bar {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
@@ -72,7 +153,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             bar.finish_and_clear();
         }
         let eval_start = Instant::now();
-        let eval = evaluate_in(trainer.pool(), trainer.model(), &data.test, |_, _, _| {})?;
+        let eval = evaluate_in(trainer.pool(), trainer.model(), test, |_, _, _| {})?;
         report(
             &stats,
             &eval,
@@ -89,26 +170,33 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
 }
 
 fn report(stats: &EpochStats, eval: &Evaluation, eval_seconds: f64, epochs: usize, json: bool) -> Result<()> {
+    let (accuracy, mse, r2) = match eval.metrics {
+        Metrics::Classification { accuracy, .. } => (Some(accuracy), None, None),
+        Metrics::Regression { mse, r2 } => (None, Some(mse), Some(r2)),
+    };
     if json {
         let line = EpochReport {
             epoch: stats.epoch,
             epochs,
             train_loss: stats.train_loss,
             test_loss: eval.loss,
-            test_accuracy: eval.accuracy,
+            test_accuracy: accuracy,
+            test_mse: mse,
+            test_r2: r2,
+            learning_rate: stats.learning_rate,
             seconds: stats.seconds,
             eval_seconds,
         };
         println!("{}", serde_json::to_string(&line)?);
     } else {
+        let measure = match (accuracy, mse, r2) {
+            (Some(a), _, _) => format!("test loss {:.4}  test accuracy {:6.2}%", eval.loss, 100.0 * a),
+            (_, Some(mse), Some(r2)) => format!("test mse {mse:.4}  test R² {r2:.4}"),
+            _ => String::new(),
+        };
         println!(
-            "epoch {:>3}/{}  train loss {:.4}  test loss {:.4}  test accuracy {:6.2}%  {:.2} s",
-            stats.epoch,
-            epochs,
-            stats.train_loss,
-            eval.loss,
-            100.0 * eval.accuracy,
-            stats.seconds
+            "epoch {:>3}/{}  train loss {:.4}  {measure}  {:.2} s",
+            stats.epoch, epochs, stats.train_loss, stats.seconds
         );
     }
     Ok(())

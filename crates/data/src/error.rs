@@ -18,6 +18,15 @@ pub type Result<T> = std::result::Result<T, DataError>;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DataError {
+    /// A table that was read but cannot form a dataset.
+    #[error("{}: {reason}", path.display())]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+
     /// The file could not be opened or read.
     #[error("{}: cannot read file", path.display())]
     Io {

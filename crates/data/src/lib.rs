@@ -10,10 +10,11 @@
 //!   [`write_labels`] write them, for tests and tools;
 //! - [`Dataset`] keeps pixels and labels as bytes and converts a batch of
 //!   rows to `[0, 1]` floats with [`Dataset::gather_into`];
-//! - [`Batcher`] reshuffles the example order each epoch with a seeded
-//!   [`backprop_tensor::Rng`] and gathers batches into buffers it reuses, so
-//!   training allocates nothing per step and resumes exactly from the rng
-//!   state.
+//! - [`Dataset`] is a `backprop_nn::Examples` source, so `backprop_nn`'s
+//!   trainer shuffles and batches it (compressed batches for mostly-zero
+//!   images), and a CSV table becomes a `backprop_nn::Features` table
+//!   ([`CsvTable::to_features`]); [`hash_dir`] records a directory's files
+//!   for a checkpoint.
 //!
 //! - [`preprocess_digit`] brings any grayscale picture of a digit into
 //!   MNIST's form (28x28, ink bright on black, 20-pixel box, centred by
@@ -31,18 +32,17 @@
 //! what was expected and what was found.
 #![deny(missing_docs)]
 
-mod batch;
 mod csv;
 mod dataset;
 #[cfg(feature = "download")]
 mod download;
 mod error;
+mod examples;
 mod hash;
 mod idx;
 mod mnist;
 mod preprocess;
 
-pub use batch::Batcher;
 pub use csv::{CsvOptions, CsvTable, CsvTarget, MAX_CSV_BYTES, MAX_CSV_ROWS, TargetKind, parse_csv, read_csv};
 pub use dataset::{Dataset, pixel_to_f32};
 #[cfg(feature = "download")]
@@ -51,6 +51,7 @@ pub use download::{
     SourceFailure, download,
 };
 pub use error::{DataError, Result};
+pub use examples::hash_dir;
 pub use hash::content_sha256;
 pub use idx::{
     Encoding, IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, encode_images, encode_labels, parse_images,

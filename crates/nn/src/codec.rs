@@ -6,49 +6,35 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The largest payload written or read: 1 GiB, about 268 million `f32`
-/// parameters.
-pub(crate) const MAX_PAYLOAD: usize = 1 << 30;
+/// The decoder's limit on what it may claim: bincode counts the in-memory
+/// size of every container it decodes (`len * size_of::<T>()`) against it.
+/// The format's largest valid payload is [`crate::MAX_PARAMETERS`] `f32`s
+/// with two optimiser slots each (3 GiB) plus bounded metadata, which
+/// claims less than 4 GiB; 8 GiB leaves room for container headers. The
+/// limit is a constant of the format, never derived from a file's length
+/// (format 1's mistake: payloads just under a power of two decoded to more
+/// than the length-derived limit and could not be read back).
+///
+/// What a forged length prefix can make the decoder allocate is bounded
+/// separately: serde's sequence visitors pre-allocate at most 1 MiB per
+/// container and grow only as elements are actually read, so memory stays
+/// within a small multiple of the input's size.
+const DECODE_LIMIT: usize = 1 << 33;
 
 /// Encodes `value`.
 ///
 /// # Errors
-/// A message when serde or bincode refuse the value, or when it exceeds
-/// [`MAX_PAYLOAD`] (so that nothing is written that could not be read back).
+/// A message when serde or bincode refuse the value.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| e.to_string())?;
-    if bytes.len() > MAX_PAYLOAD {
-        return Err(format!(
-            "the payload would be {} bytes, more than the {MAX_PAYLOAD}-byte limit",
-            bytes.len()
-        ));
-    }
-    Ok(bytes)
+    bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| e.to_string())
 }
 
-/// Decodes a `T` that must fill `bytes` exactly.
-///
-/// bincode checks every length prefix against the configured limit before
-/// allocating for it, and the limit is a compile-time constant; so the
-/// limit is picked from a few sizes as the smallest at or above
-/// `bytes.len()`, and a forged length prefix can never make the decoder
-/// allocate more than 16 times the size of the input.
+/// Decodes a `T` that must fill `bytes` exactly, under [`DECODE_LIMIT`].
 ///
 /// # Errors
 /// A message when the bytes do not decode, or leave bytes over.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    match bytes.len() {
-        n if n <= 1 << 16 => decode_limited::<T, { 1 << 16 }>(bytes),
-        n if n <= 1 << 20 => decode_limited::<T, { 1 << 20 }>(bytes),
-        n if n <= 1 << 24 => decode_limited::<T, { 1 << 24 }>(bytes),
-        n if n <= 1 << 28 => decode_limited::<T, { 1 << 28 }>(bytes),
-        n if n <= MAX_PAYLOAD => decode_limited::<T, MAX_PAYLOAD>(bytes),
-        n => Err(format!("{n} bytes exceed the {MAX_PAYLOAD}-byte limit")),
-    }
-}
-
-fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, String> {
-    let config = bincode::config::standard().with_limit::<LIMIT>();
+    let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
     let (value, read) = bincode::serde::decode_from_slice(bytes, config).map_err(|e| e.to_string())?;
     if read != bytes.len() {
         return Err(format!("{} bytes left over after the last field", bytes.len() - read));
@@ -70,15 +56,30 @@ mod tests {
         assert!(err.contains("1 bytes left over"), "{err}");
     }
 
-    /// A string whose length prefix claims a gigabyte is refused by the
-    /// limit instead of being allocated.
+    /// Length prefixes claiming a gigabyte, or more than the limit, are
+    /// refused: by the limit, or when the input runs out.
     #[test]
     fn forged_length_prefix_is_refused() {
-        // Varint: 0xfc then a u32 little-endian length.
-        let mut bytes = vec![0xfc];
-        bytes.extend_from_slice(&(1u32 << 30).to_le_bytes());
-        bytes.extend_from_slice(b"abc");
-        let err = decode::<String>(&bytes).unwrap_err();
-        assert!(err.to_lowercase().contains("limit"), "{err}");
+        for len in [1u64 << 30, 1 << 40] {
+            // Varint: 0xfd then a u64 little-endian length.
+            let mut bytes = vec![0xfd];
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(b"abc");
+            assert!(decode::<String>(&bytes).is_err());
+            assert!(decode::<Vec<f32>>(&bytes).is_err());
+        }
+    }
+
+    /// Payloads of every size around the powers of two where format 1's
+    /// length-derived limit broke decode again.
+    #[test]
+    fn payloads_around_powers_of_two_round_trip() {
+        for power in [16, 20] {
+            for n in ((1usize << power) / 4 - 40)..((1usize << power) / 4 + 4) {
+                let value = vec![1.5f32; n];
+                let bytes = encode(&value).unwrap();
+                assert_eq!(decode::<Vec<f32>>(&bytes).unwrap(), value, "{n} floats");
+            }
+        }
     }
 }

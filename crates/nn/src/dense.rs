@@ -1,5 +1,7 @@
-//! A dense (fully connected) layer: `Z = A_prev W + 1 b^T` and its gradients.
+//! A dense (fully connected) layer: `Z = A_prev W + 1 b^T`, its activation
+//! `A = f(Z)`, and its parameter gradients.
 
+use crate::{Activation, Init};
 use backprop_tensor::{Op, Rng, SparseRows, ThreadPool, add_row_broadcast, gemm_with, sparse_gemm_with, sum_rows_into};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
@@ -36,21 +38,37 @@ impl Input<'_> {
     }
 }
 
-/// Weights `W: (n_in, n_out)` and bias `b: (n_out)`.
+/// Weights `W: (n_in, n_out)`, bias `b: (n_out)` and the activation `f`.
+///
+/// ```
+/// use backprop_nn::{Activation, Dense, Init};
+/// use backprop_tensor::Rng;
+/// let layer = Dense::with(784, 128, Activation::Relu, Init::HeNormal, &mut Rng::seed_from_u64(0));
+/// assert_eq!((layer.n_in(), layer.n_out()), (784, 128));
+/// assert_eq!(layer.w.dim(), (784, 128)); // y = x W + b: no transpose on the forward pass
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense {
     /// `W(l)`, shape `(n_in, n_out)`.
     pub w: Array2<f32>,
     /// `b(l)`, shape `(n_out)`.
     pub b: Array1<f32>,
+    /// `f`, applied to `Z(l)`.
+    pub activation: Activation,
 }
 
 impl Dense {
-    /// He-normal weights and zero biases.
+    /// A ReLU layer with He-normal weights and zero biases.
     pub fn new(n_in: usize, n_out: usize, rng: &mut Rng) -> Self {
+        Self::with(n_in, n_out, Activation::Relu, Init::HeNormal, rng)
+    }
+
+    /// A layer with weights drawn by `init` and zero biases.
+    pub fn with(n_in: usize, n_out: usize, activation: Activation, init: Init, rng: &mut Rng) -> Self {
         Self {
-            w: crate::he_normal(n_in, n_out, rng),
+            w: init.weights(n_in, n_out, rng),
             b: Array1::zeros(n_out),
+            activation,
         }
     }
 
@@ -64,8 +82,8 @@ impl Dense {
         self.w.ncols()
     }
 
-    /// E1, `Z = A_prev W + 1 b^T`, then E2 for hidden layers: when `a` is
-    /// given, `A = relu(Z)` is written there in the same pass over `Z`.
+    /// E1, `Z = A_prev W + 1 b^T`, then E2: when `a` is given, `A = f(Z)` is
+    /// written there in the same pass over `Z`.
     ///
     /// # Shapes
     /// `a_prev: (B, n_in)`, `z` and `a: (B, n_out)`.
@@ -82,15 +100,24 @@ impl Dense {
         }
         match a {
             None => add_row_broadcast(z, self.b.view()),
-            Some(mut a) => {
-                Zip::from(z.rows_mut()).and(a.rows_mut()).for_each(|mut z, mut a| {
-                    Zip::from(&mut z).and(&mut a).and(&self.b).for_each(|z, a, &b| {
-                        *z += b;
-                        *a = z.max(0.0);
-                    });
-                });
+            // ReLU gets a loop of its own, so the hot path has no branch on
+            // the activation per element.
+            Some(a) if self.activation == Activation::Relu => self.bias_and(z, a, |z| z.max(0.0)),
+            Some(a) => {
+                let f = self.activation;
+                self.bias_and(z, a, |z| f.apply(z));
             }
         }
+    }
+
+    /// `z <- z + b` and `a <- f(z)`, row by row in one pass.
+    fn bias_and(&self, mut z: ArrayViewMut2<'_, f32>, mut a: ArrayViewMut2<'_, f32>, f: impl Fn(f32) -> f32) {
+        Zip::from(z.rows_mut()).and(a.rows_mut()).for_each(|mut z, mut a| {
+            Zip::from(&mut z).and(&mut a).and(&self.b).for_each(|z, a, &b| {
+                *z += b;
+                *a = f(*z);
+            });
+        });
     }
 
     /// BP4 and BP3: `dW = A_prev^T delta` and `db = sum_i delta[i, :]`,
@@ -126,6 +153,7 @@ mod tests {
         let layer = Dense {
             w: crate::he_normal(50, 7, &mut rng),
             b: Array1::from_shape_fn(7, |i| i as f32 * 0.1),
+            activation: Activation::Relu,
         };
         let x = Array2::from_shape_fn((9, 50), |_| {
             if rng.below(5) == 0 {

@@ -83,9 +83,12 @@ pub enum NnError {
         /// What was expected and what was found.
         reason: String,
     },
-    /// A data file could not be read or hashed.
-    #[error(transparent)]
-    Data(#[from] backprop_data::DataError),
+    /// Examples handed to the library do not form a valid dataset.
+    #[error("invalid data: {reason}")]
+    InvalidData {
+        /// What was wrong and what was expected.
+        reason: String,
+    },
 }
 
 /// `Result` with [`NnError`].

@@ -1,95 +1,149 @@
-//! Accuracy and mean loss of a model on a dataset.
+//! How well a model does on a source of examples: accuracy and mean
+//! cross-entropy for classifiers, MSE and R² for regression.
 
-use crate::{Input, Mlp, Result, SPARSE_INPUT_DENSITY, Workspace, softmax_cross_entropy, train::check_fits};
-use backprop_data::Dataset;
+use crate::train::check_fits;
+use crate::{Examples, Input, Loss, Mlp, Result, SPARSE_INPUT_DENSITY, TargetShape, Targets, TargetsMut, Workspace};
 use backprop_tensor::{SparseRows, ThreadPool, argmax_rows};
-use ndarray::{Array2, ArrayViewMut2, Axis, s};
-use serde::{Deserialize, Serialize};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use std::sync::{Arc, Mutex};
 
 /// Rows evaluated per forward pass.
 const CHUNK: usize = 256;
 
 /// How well a model does on a dataset.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
-    /// Fraction of examples whose most probable class is the label, in `[0, 1]`.
-    pub accuracy: f64,
-    /// Mean cross-entropy.
-    pub loss: f64,
-    /// Examples classified correctly.
-    pub correct: usize,
     /// Examples evaluated.
     pub n: usize,
+    /// Mean loss: cross-entropy for classes, MSE for values.
+    pub loss: f64,
+    /// The task's own measures.
+    pub metrics: Metrics,
 }
 
-/// Evaluates `model` on every example of `data`, in order.
+/// The measures of one kind of task.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Metrics {
+    /// A classifier's.
+    Classification {
+        /// Examples whose most probable class is the label.
+        correct: usize,
+        /// `correct / n`, in `[0, 1]`.
+        accuracy: f64,
+    },
+    /// A regression's.
+    Regression {
+        /// Mean squared error over every output value.
+        mse: f64,
+        /// The coefficient of determination, `1 - SS_res / SS_tot`, per
+        /// output and averaged (scikit-learn's `r2_score`); 0 for a constant
+        /// target.
+        r2: f64,
+    },
+}
+
+impl Evaluation {
+    /// The accuracy, for a classifier.
+    pub fn accuracy(&self) -> Option<f64> {
+        match self.metrics {
+            Metrics::Classification { accuracy, .. } => Some(accuracy),
+            Metrics::Regression { .. } => None,
+        }
+    }
+
+    /// The number of correct predictions, for a classifier.
+    pub fn correct(&self) -> Option<usize> {
+        match self.metrics {
+            Metrics::Classification { correct, .. } => Some(correct),
+            Metrics::Regression { .. } => None,
+        }
+    }
+
+    /// R², for a regression.
+    pub fn r2(&self) -> Option<f64> {
+        match self.metrics {
+            Metrics::Classification { .. } => None,
+            Metrics::Regression { r2, .. } => Some(r2),
+        }
+    }
+}
+
+/// Evaluates `model` on every example of `data`, in order; the loss follows
+/// the targets (cross-entropy for classes, MSE for values).
 ///
 /// # Errors
 /// When the data does not fit the network.
-pub fn evaluate(model: &Mlp, data: &Dataset) -> Result<Evaluation> {
+pub fn evaluate(model: &Mlp, data: &dyn Examples) -> Result<Evaluation> {
     evaluate_with(model, data, |_, _, _| {})
 }
 
-/// [`evaluate`], also handing each chunk's logits `(rows, classes)`, labels
-/// and first row index to `on_chunk`, so callers can build confusion matrices
-/// or rank errors without a second pass.
+/// [`evaluate`], also handing each chunk's outputs `(rows, n_outputs)`,
+/// targets and first row index to `on_chunk`, so callers can build confusion
+/// matrices or rank errors without a second pass.
 ///
 /// # Errors
 /// When the data does not fit the network.
 pub fn evaluate_with(
     model: &Mlp,
-    data: &Dataset,
-    on_chunk: impl FnMut(usize, ndarray::ArrayView2<'_, f32>, &[usize]),
+    data: &dyn Examples,
+    on_chunk: impl FnMut(usize, ArrayView2<'_, f32>, Targets<'_>),
 ) -> Result<Evaluation> {
     evaluate_in(&Arc::new(ThreadPool::new(1)), model, data, on_chunk)
 }
 
-/// [`evaluate_with`] on the threads of `pool`.
+/// [`evaluate_with`] on the threads of `pool`. The result is the same bits
+/// for any number of threads.
 ///
 /// # Errors
 /// When the data does not fit the network.
 pub fn evaluate_in(
     pool: &Arc<ThreadPool>,
     model: &Mlp,
-    data: &Dataset,
-    mut on_chunk: impl FnMut(usize, ndarray::ArrayView2<'_, f32>, &[usize]),
+    data: &dyn Examples,
+    mut on_chunk: impl FnMut(usize, ArrayView2<'_, f32>, Targets<'_>),
 ) -> Result<Evaluation> {
     let sizes = model.sizes();
-    check_fits(&sizes, data)?;
+    let target = data.target_shape();
+    check_fits(&sizes, target, data)?;
     let n = data.len();
     let chunk = CHUNK.min(n.max(1));
     let n_chunks = n.div_ceil(chunk);
-    let sparse = data.density() < SPARSE_INPUT_DENSITY;
+    let sparse = data.density().is_some_and(|d| d < SPARSE_INPUT_DENSITY);
 
     // The forward passes: chunks shared out between threads, each thread with
-    // buffers of its own. Each chunk's logits are the same bits whichever
+    // buffers of its own. Each chunk's outputs are the same bits whichever
     // thread computes them.
-    let mut logits = Array2::<f32>::zeros((n, model.n_outputs()));
-    let mut labels = vec![0usize; n];
+    let mut outputs = Array2::<f32>::zeros((n, model.n_outputs()));
+    let (mut classes, mut values) = match target {
+        TargetShape::Classes(_) => (vec![0usize; n], Array2::zeros((0, 0))),
+        TargetShape::Values(k) => (Vec::new(), Array2::<f32>::zeros((n, k))),
+    };
     {
-        let slots: Vec<Mutex<(ArrayViewMut2<'_, f32>, &mut [usize])>> = logits
+        let targets: Vec<TargetsMut<'_>> = match target {
+            TargetShape::Classes(_) => classes.chunks_mut(chunk).map(TargetsMut::Classes).collect(),
+            TargetShape::Values(_) => values.axis_chunks_iter_mut(Axis(0), chunk).map(TargetsMut::Values).collect(),
+        };
+        let slots: Vec<Mutex<(ArrayViewMut2<'_, f32>, TargetsMut<'_>)>> = outputs
             .axis_chunks_iter_mut(Axis(0), chunk)
-            .zip(labels.chunks_mut(chunk))
+            .zip(targets)
             .map(Mutex::new)
             .collect();
         let n_tasks = pool.n_threads().min(n_chunks).max(1);
         let task = |t: usize| {
             let mut ws = Workspace::new(&sizes, chunk);
-            let mut x = Array2::zeros((if sparse { 0 } else { chunk }, model.n_inputs()));
+            let mut x = Array2::zeros((chunk, model.n_inputs()));
             let mut x_sparse = SparseRows::with_capacity(if sparse { chunk } else { 0 }, model.n_inputs());
             let mut indices = Vec::with_capacity(chunk);
             for c in (t..n_chunks).step_by(n_tasks) {
                 let mut slot = slots[c].lock().unwrap_or_else(|e| e.into_inner());
                 let (out, y) = &mut *slot;
-                let rows = y.len();
+                let rows = out.nrows();
                 indices.clear();
                 indices.extend((c * chunk..c * chunk + rows).map(|i| i as u32));
-                let input = if sparse {
-                    data.gather_sparse_into(&indices, &mut x_sparse, y);
+                let input = if sparse && data.gather_sparse(&indices, &mut x_sparse, y.reborrow()) {
                     Input::Sparse(&x_sparse)
                 } else {
-                    data.gather_into(&indices, x.slice_mut(s![..rows, ..]), y);
+                    data.gather(&indices, x.slice_mut(s![..rows, ..]), y.reborrow());
                     Input::Dense(x.slice(s![..rows, ..]))
                 };
                 out.assign(&model.forward_input(input, &mut ws));
@@ -99,24 +153,54 @@ pub fn evaluate_in(
     }
 
     // The metrics, chunk by chunk in order, so they do not depend on threads.
-    let mut predictions = vec![0usize; chunk];
     let mut delta = Array2::zeros((chunk, model.n_outputs()));
-    let (mut correct, mut loss_sum) = (0usize, 0.0f64);
+    let mut predictions = vec![0usize; chunk];
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
     for c in 0..n_chunks {
         let range = c * chunk..((c + 1) * chunk).min(n);
         let rows = range.len();
-        let (z, y) = (logits.slice(s![range.clone(), ..]), &labels[range]);
-        argmax_rows(z, &mut predictions[..rows]);
-        correct += predictions[..rows].iter().zip(y).filter(|(p, y)| p == y).count();
-        let loss = softmax_cross_entropy(z, y, delta.slice_mut(s![..rows, ..]));
-        loss_sum += f64::from(loss) * rows as f64;
+        let z = outputs.slice(s![range.clone(), ..]);
+        let y = match target {
+            TargetShape::Classes(_) => Targets::Classes(&classes[range]),
+            TargetShape::Values(_) => Targets::Values(values.slice(s![range, ..])),
+        };
+        let loss = if let Targets::Classes(labels) = y {
+            argmax_rows(z, &mut predictions[..rows]);
+            correct += predictions[..rows].iter().zip(labels).filter(|(p, y)| p == y).count();
+            Loss::CrossEntropy
+        } else {
+            Loss::MeanSquaredError
+        };
+        loss_sum += f64::from(loss.forward_backward(z, y, delta.slice_mut(s![..rows, ..]))) * rows as f64;
         on_chunk(c * chunk, z, y);
     }
     let denom = n.max(1) as f64;
-    Ok(Evaluation {
-        accuracy: correct as f64 / denom,
-        loss: loss_sum / denom,
-        correct,
-        n,
-    })
+    let loss = loss_sum / denom;
+    let metrics = match target {
+        TargetShape::Classes(_) => Metrics::Classification {
+            correct,
+            accuracy: correct as f64 / denom,
+        },
+        TargetShape::Values(_) => Metrics::Regression {
+            mse: loss,
+            r2: r2_score(outputs.view(), values.view()),
+        },
+    };
+    Ok(Evaluation { n, loss, metrics })
+}
+
+/// R² per output column, averaged; a column with no variance scores 0.
+fn r2_score(predicted: ArrayView2<'_, f32>, target: ArrayView2<'_, f32>) -> f64 {
+    let n = target.nrows();
+    if n == 0 || target.ncols() == 0 {
+        return 0.0;
+    }
+    let mut total = 0.0;
+    for (p, t) in predicted.columns().into_iter().zip(target.columns()) {
+        let mean = t.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+        let ss_tot: f64 = t.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum();
+        let ss_res: f64 = p.iter().zip(&t).map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2)).sum();
+        total += if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { 0.0 };
+    }
+    total / target.ncols() as f64
 }

@@ -1,11 +1,20 @@
-//! Softmax and cross-entropy, fused (E2 output, the loss, and BP1).
+//! Losses and their gradient with respect to the network's output, BP1:
 //!
-//! The loss is computed through log-softmax, `log P[i, j] = (z_ij - m_i) -
-//! ln sum_k exp(z_ik - m_i)` with `m_i` the row maximum, so `log(0)` cannot
-//! occur: a confident wrong prediction costs a large but finite loss. The
-//! gradient with respect to the logits is the well-known `(P - Y) / B`, which
-//! is why the softmax Jacobian never has to be formed.
+//! - softmax and cross-entropy, fused ([`softmax_cross_entropy`]): the loss
+//!   is computed through log-softmax, `log P[i, j] = (z_ij - m_i) - ln sum_k
+//!   exp(z_ik - m_i)` with `m_i` the row maximum, so `log(0)` cannot occur
+//!   and a confident wrong prediction costs a large but finite loss. The
+//!   gradient with respect to the logits is the well-known `(P - Y) / B`, so
+//!   the softmax Jacobian never has to be formed;
+//! - mean squared error ([`mean_squared_error`]) for regression.
+//!
+//! A loss of one's own needs no change here: compute `delta(L)` into
+//! [`crate::Workspace::output_and_delta`] and call
+//! [`crate::Mlp::backward_from_delta`].
 
+use crate::Targets;
+use std::fmt;
+use std::str::FromStr;
 use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 
 /// Mean cross-entropy of `softmax(z)` against `labels`, and BP1 into `delta`.
@@ -54,6 +63,93 @@ pub fn softmax_cross_entropy(z: ArrayView2<'_, f32>, labels: &[usize], mut delta
     (loss_sum / batch as f64) as f32
 }
 
+/// Mean squared error against `targets`, and BP1 into `delta`.
+///
+/// Returns `L = 1/(B K) sum_ij (y_ij - t_ij)^2` (PyTorch's `MSELoss`, mean
+/// over all `B K` elements) and writes `delta(L) = 2 (Y - T) / (B K)`.
+///
+/// # Panics
+/// If the shapes disagree.
+#[track_caller]
+pub fn mean_squared_error(y: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>, mut delta: ArrayViewMut2<'_, f32>) -> f32 {
+    assert!(
+        y.dim() == targets.dim() && y.dim() == delta.dim(),
+        "mean_squared_error: output {:?}, targets {:?} and delta {:?} disagree",
+        y.dim(),
+        targets.dim(),
+        delta.dim()
+    );
+    let n = y.len().max(1) as f32;
+    let mut sum = 0.0f64;
+    Zip::from(&mut delta).and(&y).and(&targets).for_each(|d, &y, &t| {
+        let e = y - t;
+        sum += f64::from(e) * f64::from(e);
+        *d = 2.0 * e / n;
+    });
+    (sum / f64::from(n)) as f32
+}
+
+/// The loss a network is trained with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Loss {
+    /// Softmax then cross-entropy against class indices (the seed's).
+    #[default]
+    CrossEntropy,
+    /// Mean squared error against value vectors.
+    MeanSquaredError,
+}
+
+impl Loss {
+    /// Every loss.
+    pub const ALL: [Loss; 2] = [Loss::CrossEntropy, Loss::MeanSquaredError];
+
+    /// The mean loss of the batch, with BP1 written into `delta`.
+    ///
+    /// # Panics
+    /// If the targets are of the other kind (class indices for MSE, values
+    /// for cross-entropy), or shapes disagree.
+    #[track_caller]
+    pub fn forward_backward(self, output: ArrayView2<'_, f32>, targets: Targets<'_>, delta: ArrayViewMut2<'_, f32>) -> f32 {
+        match (self, targets) {
+            (Loss::CrossEntropy, Targets::Classes(y)) => softmax_cross_entropy(output, y, delta),
+            (Loss::MeanSquaredError, Targets::Values(t)) => mean_squared_error(output, t, delta),
+            (loss, _) => panic!("{loss} loss given the other kind of targets"),
+        }
+    }
+
+    /// Whether the loss takes class indices (as opposed to values).
+    pub fn is_classification(self) -> bool {
+        matches!(self, Loss::CrossEntropy)
+    }
+
+    /// The name used on the command line and in `inspect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::CrossEntropy => "cross-entropy",
+            Loss::MeanSquaredError => "mse",
+        }
+    }
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Loss {
+    type Err = String;
+
+    /// `cross-entropy` or `mse`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Loss::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| format!("unknown loss {s:?}; expected cross-entropy or mse"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +185,18 @@ mod tests {
             assert!(delta.row(i).sum().abs() < 1e-6);
         }
         assert!((f64::from(loss) - want / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn mse_by_hand() {
+        let y = arr2(&[[1.0f32, 2.0], [0.0, -1.0]]);
+        let t = arr2(&[[0.0f32, 2.0], [1.0, 1.0]]);
+        let mut delta = Array2::zeros((2, 2));
+        // Errors 1, 0, -1, -2: squares sum to 6, over 4 elements.
+        let loss = mean_squared_error(y.view(), t.view(), delta.view_mut());
+        assert_eq!(loss, 1.5);
+        assert_eq!(delta, arr2(&[[0.5, 0.0], [-0.5, -1.0]]));
+        let via_enum = Loss::MeanSquaredError.forward_backward(y.view(), Targets::Values(t.view()), delta.view_mut());
+        assert_eq!(via_enum, 1.5);
     }
 }

@@ -1,13 +1,15 @@
-//! A multilayer perceptron: ReLU hidden layers, a linear output layer whose
-//! logits feed the fused softmax cross-entropy, and backpropagation through
-//! the whole chain.
+//! A multilayer perceptron: dense layers with their activations, a linear
+//! output layer whose values feed the loss, and backpropagation through the
+//! whole chain.
 
 use crate::dense::{Input, SPARSE_INPUT_DENSITY};
-use crate::{Dense, NnError, Result, Workspace, softmax_cross_entropy};
-use backprop_tensor::{Rng, gemm_with, relu_backward_inplace};
-use ndarray::{Array1, Array2, ArrayView2, s};
-
+use crate::{Activation, Dense, Init, Loss, NnError, Result, Targets, Workspace};
+use backprop_tensor::{Rng, gemm_with, softmax_rows};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, s};
 /// The network's parameters, one [`Dense`] layer per pair of adjacent sizes.
+///
+/// Each layer keeps its own activation; the output layer's is the identity,
+/// and the loss takes its values (softmax cross-entropy fuses the softmax).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
     layers: Vec<Dense>,
@@ -57,22 +59,56 @@ impl<'a> Own<'a> {
     }
 }
 
-/// Which pre-activation BP2 multiplies by: a correct backward uses the
-/// layer's own (`Z(l)` for `delta(l)`). Tests swap in the seed's "most common
-/// bug in the wild" to show the gradient check catches it.
-type MaskLayer = fn(usize) -> usize;
+/// BP2's activation factor for hidden layer `l`: `delta <- delta * f'(Z(l))`,
+/// given `f`, `delta(l)`, every layer's `Z`, `l` and the batch size. Tests
+/// swap in the seed's "most common bug in the wild" (the derivative of
+/// another layer) and planted wrong derivatives, to show the gradient check
+/// catches them.
+pub(crate) type Bp2Factor = fn(Activation, ArrayViewMut2<'_, f32>, &[Array2<f32>], usize, usize);
+
+/// The correct factor: layer `l`'s own derivative at its own `Z(l)`.
+pub(crate) fn bp2_factor(f: Activation, delta: ArrayViewMut2<'_, f32>, z: &[Array2<f32>], l: usize, batch: usize) {
+    f.backward(delta, z[l].slice(s![..batch, ..]));
+}
 
 impl Mlp {
     /// A network with the given layer sizes (`[784, 128, 10]` is one hidden
-    /// layer of 128), He-normal weights drawn from `rng` and zero biases.
+    /// layer of 128): ReLU hidden layers with He-normal weights drawn from
+    /// `rng`, an identity output layer, zero biases (the seed's network).
+    ///
+    /// ```
+    /// use backprop_nn::Mlp;
+    /// use backprop_tensor::Rng;
+    /// let model = Mlp::new(&[784, 128, 10], &mut Rng::seed_from_u64(42)).unwrap();
+    /// assert_eq!(model.n_parameters(), 784 * 128 + 128 + 128 * 10 + 10);
+    /// let probabilities = model.predict_proba(ndarray::Array2::zeros((3, 784)).view());
+    /// assert_eq!(probabilities.dim(), (3, 10));
+    /// ```
     ///
     /// # Errors
     /// Fewer than two sizes, or a size of zero.
     pub fn new(sizes: &[usize], rng: &mut Rng) -> Result<Self> {
+        Self::with(sizes, Activation::Relu, Init::HeNormal, rng)
+    }
+
+    /// A network whose hidden layers use `activation`, weights drawn by
+    /// `init` layer by layer from `rng`, and an identity output layer.
+    ///
+    /// # Errors
+    /// Fewer than two sizes, a size of zero, or an activation with a
+    /// non-finite parameter.
+    pub fn with(sizes: &[usize], activation: Activation, init: Init, rng: &mut Rng) -> Result<Self> {
         validate_sizes(sizes)?;
-        Ok(Self {
-            layers: sizes.windows(2).map(|p| Dense::new(p[0], p[1], rng)).collect(),
-        })
+        let last = sizes.len() - 2;
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(l, p)| {
+                let f = if l == last { Activation::Identity } else { activation };
+                Dense::with(p[0], p[1], f, init, rng)
+            })
+            .collect();
+        Self::from_layers(layers)
     }
 
     /// A network from existing layers (a checkpoint, an import), checking
@@ -113,6 +149,11 @@ impl Mlp {
             if !layer.w.iter().chain(&layer.b).all(|x| x.is_finite()) {
                 return bad("parameters contain NaN or infinity".into());
             }
+            if let Activation::LeakyRelu { slope } = layer.activation
+                && !slope.is_finite()
+            {
+                return bad(format!("leaky-relu slope {slope} is not finite"));
+            }
         }
         Ok(Self { layers })
     }
@@ -134,12 +175,17 @@ impl Mlp {
             .collect()
     }
 
+    /// Each layer's activation, input first.
+    pub fn activations(&self) -> Vec<Activation> {
+        self.layers.iter().map(|l| l.activation).collect()
+    }
+
     /// Width of the input.
     pub fn n_inputs(&self) -> usize {
         self.layers[0].n_in()
     }
 
-    /// Number of classes (width of the output).
+    /// Width of the output: the number of classes, or of regression values.
     pub fn n_outputs(&self) -> usize {
         self.layers[self.layers.len() - 1].n_out()
     }
@@ -149,22 +195,17 @@ impl Mlp {
         self.layers.iter().map(|l| l.w.len() + l.b.len()).sum()
     }
 
-    /// The forward pass (E1, E2) for `x: (B, n_inputs)`; returns the logits
-    /// `Z(L): (B, n_outputs)`, a view into `ws`. A mostly-zero `x` is
-    /// compressed first, so the first product skips the zeros.
+    /// The forward pass (E1, E2) for `x: (B, n_inputs)`; returns the output
+    /// `A(L): (B, n_outputs)` (the logits, for an identity output layer), a
+    /// view into `ws`. A mostly-zero `x` is compressed first, so the first
+    /// product skips the zeros.
     ///
     /// # Panics
     /// If `ws` was made for other sizes, `B > ws.max_batch()`, or `x` has the
     /// wrong width.
     #[track_caller]
     pub fn forward<'w>(&self, x: ArrayView2<'_, f32>, ws: &'w mut Workspace) -> ArrayView2<'w, f32> {
-        self.check(Input::Dense(x), ws);
-        ws.input.fill(x);
-        let input = if ws.input.density() < SPARSE_INPUT_DENSITY {
-            Own::Compressed
-        } else {
-            Own::Given(Input::Dense(x))
-        };
+        let input = self.compress(x, ws);
         self.forward_from(input, ws)
     }
 
@@ -177,6 +218,19 @@ impl Mlp {
     pub fn forward_input<'w>(&self, x: Input<'_>, ws: &'w mut Workspace) -> ArrayView2<'w, f32> {
         self.check(x, ws);
         self.forward_from(Own::Given(x), ws)
+    }
+
+    /// Checks `x` against `ws` and compresses it into the workspace when it
+    /// is sparse enough to pay.
+    #[track_caller]
+    fn compress<'a>(&self, x: ArrayView2<'a, f32>, ws: &mut Workspace) -> Own<'a> {
+        self.check(Input::Dense(x), ws);
+        ws.input.fill(x);
+        if ws.input.density() < SPARSE_INPUT_DENSITY {
+            Own::Compressed
+        } else {
+            Own::Given(Input::Dense(x))
+        }
     }
 
     #[track_caller]
@@ -197,39 +251,37 @@ impl Mlp {
         );
     }
 
+    /// Whether layer `l` writes `A(l)`: every hidden layer, and the output
+    /// layer unless its activation is the identity (then `A(L) = Z(L)`).
+    fn writes_a(&self, l: usize) -> bool {
+        l + 1 < self.layers.len() || self.layers[l].activation != Activation::Identity
+    }
+
     fn forward_from<'w>(&self, x: Own<'_>, ws: &'w mut Workspace) -> ArrayView2<'w, f32> {
         let batch = x.rows(ws);
-        let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
-            let n_hidden = ws.a.len();
-            let (done, rest) = ws.a.split_at_mut(l.min(n_hidden));
+            let (done, rest) = ws.a.split_at_mut(l);
             let a_prev = match l {
                 0 => x.input(&ws.input),
                 _ => Input::Dense(done[l - 1].slice(s![..batch, ..])),
             };
             let z = ws.z[l].slice_mut(s![..batch, ..]);
-            let a = (l < last).then(|| rest[0].slice_mut(s![..batch, ..]));
+            let a = self.writes_a(l).then(|| rest[0].slice_mut(s![..batch, ..]));
             layer.forward(&ws.pool, a_prev, z, a);
         }
-        ws.z[last].slice(s![..batch, ..])
+        ws.output(self.writes_a(self.layers.len() - 1), batch)
     }
 
-    /// Forward, the loss, then backward: returns the mean loss of the batch
-    /// and overwrites `grads` with its gradients.
+    /// Forward, the cross-entropy loss, then backward: returns the mean loss
+    /// of the batch and overwrites `grads` with its gradients.
     ///
     /// # Panics
     /// As [`Mlp::forward`], or if `labels.len()` differs from the batch size
     /// or a label is out of range.
     #[track_caller]
     pub fn backward(&self, x: ArrayView2<'_, f32>, labels: &[usize], ws: &mut Workspace, grads: &mut Gradients) -> f32 {
-        self.check(Input::Dense(x), ws);
-        ws.input.fill(x);
-        let input = if ws.input.density() < SPARSE_INPUT_DENSITY {
-            Own::Compressed
-        } else {
-            Own::Given(Input::Dense(x))
-        };
-        self.backward_from(input, labels, ws, grads, |l| l)
+        let input = self.compress(x, ws);
+        self.backward_from(input, Loss::CrossEntropy, Targets::Classes(labels), ws, grads, bp2_factor)
     }
 
     /// [`Mlp::backward`] for an input exactly as given (see
@@ -239,25 +291,69 @@ impl Mlp {
     /// As [`Mlp::backward`].
     #[track_caller]
     pub fn backward_input(&self, x: Input<'_>, labels: &[usize], ws: &mut Workspace, grads: &mut Gradients) -> f32 {
-        self.check(x, ws);
-        self.backward_from(Own::Given(x), labels, ws, grads, |l| l)
+        self.loss_backward(x, Loss::CrossEntropy, Targets::Classes(labels), ws, grads)
     }
 
-    /// Backward with the pre-activation used by BP2 chosen by `mask_layer`
-    /// (the identity for the correct algorithm).
+    /// Forward, `loss` against `targets` (BP1), then backward (BP2-BP4):
+    /// returns the mean loss of the batch and overwrites `grads`.
+    ///
+    /// # Panics
+    /// As [`Mlp::forward`], or if the targets do not fit the loss and the
+    /// batch.
+    #[track_caller]
+    pub fn loss_backward(
+        &self,
+        x: Input<'_>,
+        loss: Loss,
+        targets: Targets<'_>,
+        ws: &mut Workspace,
+        grads: &mut Gradients,
+    ) -> f32 {
+        self.check(x, ws);
+        assert_eq!(targets.len(), x.rows(), "loss_backward: targets and inputs differ in rows");
+        self.backward_from(Own::Given(x), loss, targets, ws, grads, bp2_factor)
+    }
+
+    /// Backward from a `delta(L) = dL/dA(L)` the caller wrote into
+    /// [`Workspace::output_and_delta`] after [`Mlp::forward_input`] on the
+    /// same `x`: for losses of one's own. Overwrites `grads`.
+    ///
+    /// # Panics
+    /// As [`Mlp::forward`].
+    #[track_caller]
+    pub fn backward_from_delta(&self, x: Input<'_>, ws: &mut Workspace, grads: &mut Gradients) {
+        self.check(x, ws);
+        self.backpropagate(Own::Given(x), ws, grads, bp2_factor);
+    }
+
+    /// Forward, BP1 from `loss`, and backward, with BP2's activation factor
+    /// `bp2` ([`bp2_factor`] for the correct algorithm).
     pub(crate) fn backward_from(
         &self,
         x: Own<'_>,
-        labels: &[usize],
+        loss: Loss,
+        targets: Targets<'_>,
         ws: &mut Workspace,
         grads: &mut Gradients,
-        mask_layer: MaskLayer,
+        bp2: Bp2Factor,
     ) -> f32 {
         let batch = x.rows(ws);
-        let last = self.layers.len() - 1;
         self.forward_from(x, ws);
-        let logits = ws.z[last].slice(s![..batch, ..]);
-        let loss = softmax_cross_entropy(logits, labels, ws.delta[last].slice_mut(s![..batch, ..]));
+        let (output, delta) = ws.output_and_delta(!self.writes_a(self.layers.len() - 1), batch);
+        let value = loss.forward_backward(output, targets, delta);
+        self.backpropagate(x, ws, grads, bp2);
+        value
+    }
+
+    /// BP2-BP4 from `delta(L) = dL/dA(L)` in the workspace.
+    fn backpropagate(&self, x: Own<'_>, ws: &mut Workspace, grads: &mut Gradients, bp2: Bp2Factor) {
+        let batch = x.rows(ws);
+        let last = self.layers.len() - 1;
+        // dL/dZ(L) = dL/dA(L) * f'(Z(L)); nothing to do for an identity output.
+        self.layers[last].activation.backward(
+            ws.delta[last].slice_mut(s![..batch, ..]),
+            ws.z[last].slice(s![..batch, ..]),
+        );
         for l in (0..=last).rev() {
             let a_prev = match l {
                 0 => x.input(&ws.input),
@@ -268,15 +364,66 @@ impl Mlp {
             // BP3 and BP4 for layer l.
             Dense::backward(&ws.pool, a_prev, delta, grads.dw[l].view_mut(), grads.db[l].view_mut());
             if l > 0 {
-                // BP2: delta(l-1) = (delta(l) W(l)^T) * 1[Z(l-1) > 0].
+                // BP2: delta(l-1) = (delta(l) W(l)^T) * f'(Z(l-1)).
                 let mut delta_below = below[l - 1].slice_mut(s![..batch, ..]);
                 let wt = &mut ws.wt[l - 1];
                 wt.assign(&self.layers[l].w.t());
                 gemm_with(&ws.pool, 1.0, delta, wt.view(), 0.0, &mut delta_below);
-                relu_backward_inplace(delta_below, ws.z[mask_layer(l - 1)].slice(s![..batch, ..]));
+                bp2(self.layers[l - 1].activation, delta_below, &ws.z, l - 1, batch);
             }
         }
-        loss
+    }
+
+    /// The outputs `A(L)` for any number of rows of `x`, computed in chunks
+    /// on the calling thread: the logits of a classifier, the predicted
+    /// values of a regression.
+    ///
+    /// # Panics
+    /// If `x` does not have [`Mlp::n_inputs`] columns.
+    #[track_caller]
+    pub fn predict_outputs(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        assert_eq!(
+            x.ncols(),
+            self.n_inputs(),
+            "predict: x has {} columns, the network takes {}",
+            x.ncols(),
+            self.n_inputs()
+        );
+        const CHUNK: usize = 256;
+        let mut out = Array2::zeros((x.nrows(), self.n_outputs()));
+        let mut ws = Workspace::new(&self.sizes(), CHUNK.min(x.nrows()).max(1));
+        for (x, mut out) in x
+            .axis_chunks_iter(ndarray::Axis(0), CHUNK)
+            .zip(out.axis_chunks_iter_mut(ndarray::Axis(0), CHUNK))
+        {
+            out.assign(&self.forward(x, &mut ws));
+        }
+        out
+    }
+
+    /// Class probabilities, the softmax of the outputs (row maximum
+    /// subtracted first), for any number of rows of `x`.
+    ///
+    /// # Panics
+    /// As [`Mlp::predict_outputs`].
+    #[track_caller]
+    pub fn predict_proba(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        let logits = self.predict_outputs(x);
+        let mut p = Array2::zeros(logits.dim());
+        softmax_rows(logits.view(), p.view_mut());
+        p
+    }
+
+    /// The most probable class of each row of `x`.
+    ///
+    /// # Panics
+    /// As [`Mlp::predict_outputs`].
+    #[track_caller]
+    pub fn predict(&self, x: ArrayView2<'_, f32>) -> Vec<usize> {
+        let logits = self.predict_outputs(x);
+        let mut classes = vec![0; logits.nrows()];
+        backprop_tensor::argmax_rows(logits.view(), &mut classes);
+        classes
     }
 }
 

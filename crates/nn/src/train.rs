@@ -1,24 +1,41 @@
-//! The training loop: epochs of reshuffled mini-batches, each a forward pass,
-//! a backward pass and an SGD step.
+//! The training loop: epochs of reshuffled mini-batches, each a forward
+//! pass, the loss, a backward pass and an optimiser step.
 
-use crate::{Gradients, Input, Mlp, NnError, Result, SPARSE_INPUT_DENSITY, Sgd, Workspace};
-use backprop_data::{Batcher, Dataset};
+use crate::{
+    Activation, Batcher, Examples, Gradients, Init, Loss, Mlp, NnError, Optimizer, OptimizerConfig,
+    OptimizerState, Result, SPARSE_INPUT_DENSITY, TargetShape, Workspace,
+};
 use backprop_tensor::{Rng, ThreadPool};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What to train and how: the seed's recipe by default.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// What to train and how: the seed's recipe by default (784-128-10, ReLU,
+/// He, cross-entropy, SGD with learning rate 0.5, batch 64, 10 epochs, seed
+/// 42).
+///
+/// This is the live configuration; checkpoints store their own record of
+/// it (see the `checkpoint` module), so adding a field here never changes
+/// the file format.
+#[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
     /// Layer sizes, input first: `[784, 128, 10]`.
     pub sizes: Vec<usize>,
+    /// The activation of every hidden layer (the output layer's is the
+    /// identity).
+    pub activation: Activation,
+    /// How weights are drawn; `None` picks the activation's default
+    /// ([`Activation::default_init`]).
+    pub init: Option<Init>,
+    /// The loss: cross-entropy against class indices, or MSE against values.
+    pub loss: Loss,
+    /// The optimiser and its hyperparameters.
+    pub optimizer: OptimizerConfig,
+    /// The step size `eta`.
+    pub learning_rate: f32,
     /// Number of passes over the training set.
     pub epochs: usize,
     /// Examples per mini-batch; the last batch of an epoch may be smaller.
     pub batch_size: usize,
-    /// SGD step size `eta`.
-    pub learning_rate: f32,
     /// Seeds the weight initialisation and the per-epoch shuffles.
     pub seed: u64,
 }
@@ -27,15 +44,44 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             sizes: vec![784, 128, 10],
+            activation: Activation::Relu,
+            init: None,
+            loss: Loss::CrossEntropy,
+            optimizer: OptimizerConfig::default(),
+            learning_rate: 0.5,
             epochs: 10,
             batch_size: 64,
-            learning_rate: 0.5,
             seed: 42,
         }
     }
 }
 
+/// The most parameters a network may have: 2^28 `f32`s (1 GiB). With the
+/// two state slots of Adam, a checkpoint then holds 3 GiB of numbers, under
+/// the codec's 4 GiB payload limit, so whatever trains can be saved.
+pub const MAX_PARAMETERS: usize = 1 << 28;
+
+/// The most epochs a run may plan (bounds the history a checkpoint keeps).
+pub const MAX_EPOCHS: usize = 1_000_000;
+
 impl TrainConfig {
+    /// The initialisation used: [`TrainConfig::init`], or the activation's
+    /// default.
+    pub fn resolved_init(&self) -> Init {
+        self.init.unwrap_or_else(|| self.activation.default_init())
+    }
+
+    /// What the targets must be: classes for cross-entropy, values for MSE,
+    /// as many as the output layer is wide.
+    pub fn target_shape(&self) -> TargetShape {
+        let n = self.sizes.last().copied().unwrap_or(0);
+        if self.loss.is_classification() {
+            TargetShape::Classes(n)
+        } else {
+            TargetShape::Values(n)
+        }
+    }
+
     /// Checks every field's range.
     ///
     /// # Errors
@@ -63,58 +109,93 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return bad("batch size", "must be at least 1, got 0".into());
         }
+        if self.epochs > MAX_EPOCHS {
+            return bad("epochs", format!("must be at most {MAX_EPOCHS}, got {}", self.epochs));
+        }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return bad(
                 "learning rate",
                 format!("must be a positive number, got {}", self.learning_rate),
             );
         }
-        Ok(())
+        if let Activation::LeakyRelu { slope } = self.activation
+            && !slope.is_finite()
+        {
+            return bad("activation", format!("leaky-relu slope must be finite, got {slope}"));
+        }
+        if self.loss.is_classification() && self.sizes[self.sizes.len() - 1] < 2 {
+            return bad("layer sizes", "a classifier needs at least 2 outputs".into());
+        }
+        self.optimizer.validate()
     }
 
-    /// Checks that the network fits the data: inputs and classes agree.
+    /// Checks that the network fits the data: inputs and targets agree.
     ///
     /// # Errors
     /// [`NnError::DataMismatch`].
-    pub fn check_data(&self, data: &Dataset) -> Result<()> {
-        check_fits(&self.sizes, data)
+    pub fn check_data(&self, data: &dyn Examples) -> Result<()> {
+        check_fits(&self.sizes, self.target_shape(), data)
     }
 }
 
-/// Checks that a network with `sizes` takes `data`'s inputs and classes.
-pub(crate) fn check_fits(sizes: &[usize], data: &Dataset) -> Result<()> {
-    let (inputs, classes) = (sizes[0], sizes[sizes.len() - 1]);
-    if inputs != data.n_features() {
+/// Checks that a network with `sizes` and targets `target` takes `data`.
+pub(crate) fn check_fits(sizes: &[usize], target: TargetShape, data: &dyn Examples) -> Result<()> {
+    if sizes[0] != data.n_features() {
         return Err(NnError::DataMismatch {
             what: "input features",
-            expected: inputs,
+            expected: sizes[0],
             found: data.n_features(),
         });
     }
-    if classes != data.n_classes() {
-        return Err(NnError::DataMismatch {
+    match (target, data.target_shape()) {
+        (TargetShape::Classes(a), TargetShape::Classes(b)) if a != b => Err(NnError::DataMismatch {
             what: "classes",
-            expected: classes,
-            found: data.n_classes(),
-        });
+            expected: a,
+            found: b,
+        }),
+        (TargetShape::Values(a), TargetShape::Values(b)) if a != b => Err(NnError::DataMismatch {
+            what: "target values",
+            expected: a,
+            found: b,
+        }),
+        (TargetShape::Classes(_), TargetShape::Values(_)) => Err(NnError::InvalidConfig {
+            field: "loss",
+            reason: "cross-entropy needs class labels, but the data has value targets (use mse)".into(),
+        }),
+        (TargetShape::Values(_), TargetShape::Classes(_)) => Err(NnError::InvalidConfig {
+            field: "loss",
+            reason: "mse needs value targets, but the data has class labels (use cross-entropy)".into(),
+        }),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// The most parameters a network may have: 2^28 `f32`s, 1 GiB, the most a
-/// checkpoint's payload may hold.
-pub const MAX_PARAMETERS: usize = 1 << 28;
-
 /// What one epoch of training measured.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EpochStats {
     /// The epoch just finished, counted from 1.
     pub epoch: usize,
-    /// Mean cross-entropy over the epoch's training examples, as seen during
-    /// the epoch (each batch before its update).
+    /// Mean loss over the epoch's training examples, as seen during the
+    /// epoch (each batch before its update).
     pub train_loss: f64,
+    /// The learning rate at the end of the epoch.
+    pub learning_rate: f32,
     /// Wall-clock seconds spent training (evaluation excluded).
     pub seconds: f64,
+}
+
+/// Where a run stands, for [`Trainer::resume`]: everything besides the
+/// configuration and the model that makes a resumed run bit-identical.
+#[derive(Clone, Debug)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// The shuffle generator as it is after `epoch` epochs.
+    pub shuffle_rng: Rng,
+    /// The optimiser's state after `step` steps.
+    pub optimizer: OptimizerState,
 }
 
 /// A training run in progress: the model and everything needed to continue.
@@ -122,7 +203,7 @@ pub struct EpochStats {
 pub struct Trainer {
     config: TrainConfig,
     model: Mlp,
-    optimizer: Sgd,
+    optimizer: Box<dyn Optimizer>,
     batcher: Batcher,
     workspace: Workspace,
     grads: Gradients,
@@ -138,31 +219,30 @@ pub struct Trainer {
 const SHUFFLE_STREAM: u64 = 0x5348_5546_464c_4521;
 
 impl Trainer {
-    /// A fresh run: He-initialised weights from `config.seed`, ready for
-    /// `n_train` training examples.
+    /// A fresh run: weights drawn from `config.seed`, ready for `n_train`
+    /// training examples.
     ///
     /// # Errors
     /// An invalid `config`.
     pub fn new(config: TrainConfig, n_train: usize) -> Result<Self> {
         config.validate()?;
-        let model = Mlp::new(&config.sizes, &mut Rng::seed_from_u64(config.seed))?;
-        let shuffle_rng = Rng::seed_from_u64(config.seed ^ SHUFFLE_STREAM);
-        Self::resume(config, model, shuffle_rng, 0, 0, n_train)
+        let mut init_rng = Rng::seed_from_u64(config.seed);
+        let model = Mlp::with(&config.sizes, config.activation, config.resolved_init(), &mut init_rng)?;
+        let state = TrainState {
+            epoch: 0,
+            step: 0,
+            shuffle_rng: Rng::seed_from_u64(config.seed ^ SHUFFLE_STREAM),
+            optimizer: config.optimizer.build(&model, config.learning_rate)?.state(),
+        };
+        Self::resume(config, model, state, n_train)
     }
 
-    /// Continues a run from its parts: the model, the shuffle generator as it
-    /// was after `epoch` epochs, and the number of steps taken.
+    /// Continues a run from its parts: the model and where the run stood.
     ///
     /// # Errors
-    /// An invalid `config`, or a model whose sizes differ from it.
-    pub fn resume(
-        config: TrainConfig,
-        model: Mlp,
-        shuffle_rng: Rng,
-        epoch: usize,
-        step: u64,
-        n_train: usize,
-    ) -> Result<Self> {
+    /// An invalid `config`, a model whose sizes or activations differ from
+    /// it, or an optimiser state that does not fit.
+    pub fn resume(config: TrainConfig, model: Mlp, state: TrainState, n_train: usize) -> Result<Self> {
         config.validate()?;
         if model.sizes() != config.sizes {
             return Err(NnError::InvalidConfig {
@@ -174,29 +254,52 @@ impl Trainer {
                 ),
             });
         }
+        let hidden = &model.activations()[..model.layers().len() - 1];
+        if hidden.iter().any(|&a| a != config.activation) {
+            return Err(NnError::InvalidConfig {
+                field: "activation",
+                reason: format!(
+                    "the model's hidden layers use {hidden:?} but the configuration says {}",
+                    config.activation
+                ),
+            });
+        }
+        let mut optimizer = config.optimizer.build(&model, config.learning_rate)?;
+        optimizer.load_state(state.optimizer)?;
         let max_batch = config.batch_size.min(n_train.max(1));
-        let batcher = Batcher::new(n_train, config.sizes[0], max_batch, shuffle_rng);
+        let batcher = Batcher::new(
+            n_train,
+            config.sizes[0],
+            config.target_shape(),
+            config.batch_size,
+            state.shuffle_rng,
+        );
         Ok(Self {
-            optimizer: Sgd::new(config.learning_rate),
+            optimizer,
             workspace: Workspace::new(&config.sizes, max_batch),
             grads: Gradients::new(&model),
             batcher,
             model,
             config,
-            epoch,
-            step,
+            epoch: state.epoch,
+            step: state.step,
             sparse_input: None,
         })
     }
 
     /// Trains one epoch on `data`: a fresh shuffle, then every mini-batch in
-    /// order, the final partial one included. `on_batch(done, total)` is
-    /// called after each batch (for progress bars).
+    /// order, the final partial one included. `on_batch(done, total, loss)`
+    /// is called after each batch with the batch's mean loss (for progress
+    /// bars).
     ///
     /// # Errors
     /// [`NnError::DataMismatch`] when the data does not fit the network, or
     /// has another number of examples than the trainer was built for.
-    pub fn train_epoch(&mut self, data: &Dataset, mut on_batch: impl FnMut(usize, usize)) -> Result<EpochStats> {
+    pub fn train_epoch(
+        &mut self,
+        data: &dyn Examples,
+        mut on_batch: impl FnMut(usize, usize, f32),
+    ) -> Result<EpochStats> {
         self.config.check_data(data)?;
         if data.len() != self.batcher.n_examples() {
             return Err(NnError::DataMismatch {
@@ -211,28 +314,23 @@ impl Trainer {
         let mut loss_sum = 0.0f64;
         let sparse = *self
             .sparse_input
-            .get_or_insert_with(|| data.density() < SPARSE_INPUT_DENSITY);
+            .get_or_insert_with(|| data.density().is_some_and(|d| d < SPARSE_INPUT_DENSITY));
         for i in 0..n_batches {
-            let (x, labels) = if sparse {
-                let (x, labels) = self.batcher.batch_sparse(data, i);
-                (Input::Sparse(x), labels)
-            } else {
-                let (x, labels) = self.batcher.batch(data, i);
-                (Input::Dense(x), labels)
-            };
+            let (x, targets) = self.batcher.batch(data, i, sparse);
             let loss = self
                 .model
-                .backward_input(x, labels, &mut self.workspace, &mut self.grads);
-            loss_sum += f64::from(loss) * labels.len() as f64;
+                .loss_backward(x, self.config.loss, targets, &mut self.workspace, &mut self.grads);
+            loss_sum += f64::from(loss) * targets.len() as f64;
             self.optimizer
-                .step_in(self.workspace.pool(), &mut self.model, &self.grads);
+                .step(self.workspace.pool(), &mut self.model, &self.grads);
             self.step += 1;
-            on_batch(i + 1, n_batches);
+            on_batch(i + 1, n_batches, loss);
         }
         self.epoch += 1;
         Ok(EpochStats {
             epoch: self.epoch,
             train_loss: loss_sum / data.len().max(1) as f64,
+            learning_rate: self.optimizer.learning_rate(),
             seconds: start.elapsed().as_secs_f64(),
         })
     }
@@ -265,20 +363,30 @@ impl Trainer {
         &self.model
     }
 
+    /// The optimiser.
+    pub fn optimizer(&self) -> &dyn Optimizer {
+        self.optimizer.as_ref()
+    }
+
     /// Epochs completed.
     pub fn epoch(&self) -> usize {
         self.epoch
     }
 
-    /// SGD steps taken.
+    /// Optimiser steps taken.
     pub fn step(&self) -> u64 {
         self.step
     }
 
-    /// The shuffle generator's state: with the model, the epoch and the step
-    /// it is all [`Trainer::resume`] needs.
-    pub fn shuffle_rng(&self) -> Rng {
-        Rng::from_state(self.batcher.rng_state())
+    /// Where the run stands: with the configuration and the model, all that
+    /// [`Trainer::resume`] needs.
+    pub fn state(&self) -> TrainState {
+        TrainState {
+            epoch: self.epoch,
+            step: self.step,
+            shuffle_rng: Rng::from_state(self.batcher.rng_state()),
+            optimizer: self.optimizer.state(),
+        }
     }
 
     /// `true` once `config.epochs` epochs are done.

@@ -1,21 +1,22 @@
 //! Every buffer a forward and backward pass needs, allocated once.
 
 use backprop_tensor::{SparseRows, ThreadPool};
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use std::sync::Arc;
 
 /// Activations, pre-activations and deltas for every layer, sized for the
 /// largest batch; a smaller batch uses the first rows of each buffer.
 ///
 /// Forward keeps exactly what backward needs: each layer's pre-activation `Z`
-/// (for the ReLU derivative) and each hidden layer's output `A` (the input of
-/// the next layer's BP4).
+/// (for the activation's derivative) and each layer's output `A` (the input
+/// of the next layer's BP4; for the output layer, only when its activation
+/// is not the identity).
 #[derive(Clone, Debug)]
 pub struct Workspace {
     pub(crate) max_batch: usize,
     /// `Z(l)`, `(max_batch, n_out(l))` for every layer.
     pub(crate) z: Vec<Array2<f32>>,
-    /// `A(l) = relu(Z(l))`, `(max_batch, n_out(l))` for every hidden layer.
+    /// `A(l) = f(Z(l))`, `(max_batch, n_out(l))` for every layer.
     pub(crate) a: Vec<Array2<f32>>,
     /// `delta(l)`, `(max_batch, n_out(l))` for every layer.
     pub(crate) delta: Vec<Array2<f32>>,
@@ -44,7 +45,7 @@ impl Workspace {
         Self {
             max_batch,
             z: buffers(outs),
-            a: buffers(&outs[..outs.len().saturating_sub(1)]),
+            a: buffers(outs),
             delta: buffers(outs),
             input: SparseRows::with_capacity(max_batch, sizes.first().copied().unwrap_or(0)),
             wt: sizes.windows(2).skip(1).map(|p| Array2::zeros((p[1], p[0]))).collect(),
@@ -60,6 +61,23 @@ impl Workspace {
     /// The largest batch these buffers hold.
     pub fn max_batch(&self) -> usize {
         self.max_batch
+    }
+
+    /// The output `A(L)` of the last forward pass over `batch` rows: `A(L)`
+    /// itself when `written`, else `Z(L)`.
+    pub(crate) fn output(&self, written: bool, batch: usize) -> ArrayView2<'_, f32> {
+        let last = self.z.len() - 1;
+        if written { &self.a[last] } else { &self.z[last] }.slice(s![..batch, ..])
+    }
+
+    /// The output of the last forward pass over `batch` rows, and the buffer
+    /// for `delta(L) = dL/dA(L)` to write before
+    /// [`crate::Mlp::backward_from_delta`]. `identity_output` says whether
+    /// the output layer's activation is the identity (then `A(L) = Z(L)`).
+    pub fn output_and_delta(&mut self, identity_output: bool, batch: usize) -> (ArrayView2<'_, f32>, ArrayViewMut2<'_, f32>) {
+        let last = self.z.len() - 1;
+        let output = if identity_output { &self.z[last] } else { &self.a[last] };
+        (output.slice(s![..batch, ..]), self.delta[last].slice_mut(s![..batch, ..]))
     }
 
     /// `true` when the buffers fit a network with these layer sizes.

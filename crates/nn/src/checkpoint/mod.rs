@@ -1,0 +1,428 @@
+//! Checkpoints: a trained model, and everything a training run needs to be
+//! evaluated, exported or continued exactly, in a file that is written
+//! atomically, proven readable before it replaces anything, and validated
+//! field by field when read.
+//!
+//! # File layout
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0..8   | the magic tag [`CHECKPOINT_MAGIC`], `BACKPROP` |
+//! | 8..12  | the format version, `u32` little-endian ([`CHECKPOINT_FORMAT_VERSION`]) |
+//! | 12..20 | the payload length in bytes, `u64` little-endian |
+//! | 20..24 | the CRC-32 (IEEE) of the payload, `u32` little-endian |
+//! | 24..   | the payload: a [`Checkpoint`] encoded by the codec module (bincode 2) |
+//!
+//! The payload's types (the [`record`] module) are the format: they are
+//! never the live configuration, and they never change; a new field means
+//! format 3. Format-1 files (backprop 0.1.0) still load, converted on read.
+//!
+//! The modules: `record` (what a format-2 file holds), `v1` (format 1 and
+//! its conversion), `file` (the header, reading and writing), `check`
+//! (validation of every field).
+
+mod check;
+mod file;
+pub mod record;
+mod v1;
+
+use crate::{
+    Activation, Dense, Init, Loss, Mlp, NnError, Optimizer, OptimizerConfig, OptimizerState, Result, TrainConfig,
+    TrainState, Trainer,
+};
+use backprop_tensor::Rng;
+use ndarray::{Array1, Array2};
+use record::{
+    ActivationRecord, DataRecord, EpochRecord, InitRecord, LayerRecord, LossRecord, NormalizationRecord,
+    OptimizerRecord, TrainingRecord,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+pub use file::{CHECKPOINT_HEADER_LEN, CHECKPOINT_MAGIC, MAX_PAYLOAD};
+
+/// The format version this build writes. It reads this one and format 1.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+
+/// A saved model, with its training run when there is one.
+///
+/// Built from a live [`Trainer`] by [`Checkpoint::from_trainer`] or from a
+/// model trained in one's own loop by [`Checkpoint::from_model`], written by
+/// [`Checkpoint::save`], read and validated by [`Checkpoint::load`], and
+/// turned back into a network ([`Checkpoint::model`]) or a run that
+/// continues bit-identically ([`Checkpoint::into_trainer`]).
+///
+/// ```
+/// use backprop_nn::{Checkpoint, Loss, Mlp};
+/// use backprop_tensor::Rng;
+/// let model = Mlp::new(&[4, 3, 2], &mut Rng::seed_from_u64(0)).unwrap();
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("model.ckpt");
+/// Checkpoint::from_model(&model, Loss::CrossEntropy).save(&path).unwrap();
+/// assert_eq!(Checkpoint::load(&path).unwrap().model().unwrap(), model);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// [`CHECKPOINT_FORMAT_VERSION`]; repeats the header's.
+    pub format_version: u32,
+    /// The version of `backprop-nn` that wrote the file.
+    pub crate_version: String,
+    /// The layers, input first.
+    pub layers: Vec<LayerRecord>,
+    /// The loss the model was trained with.
+    pub loss: LossRecord,
+    /// Class names, one per output; empty when classes are just numbers.
+    pub classes: Vec<String>,
+    /// The standardisation applied to inputs before the network.
+    pub normalization: Option<NormalizationRecord>,
+    /// The training run, when the model was trained by a [`Trainer`].
+    pub training: Option<TrainingRecord>,
+    /// Per-epoch metrics, oldest first.
+    pub history: Vec<EpochRecord>,
+    /// What the model was trained on.
+    pub data: DataRecord,
+}
+
+impl Checkpoint {
+    /// A checkpoint of a model alone: architecture and weights, no training
+    /// state, for a model trained in one's own loop.
+    pub fn from_model(model: &Mlp, loss: Loss) -> Self {
+        Self {
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            crate_version: env!("CARGO_PKG_VERSION").to_owned(),
+            layers: model.layers().iter().map(layer_record).collect(),
+            loss: loss_record(loss),
+            classes: Vec::new(),
+            normalization: None,
+            training: None,
+            history: Vec::new(),
+            data: DataRecord::Unknown,
+        }
+    }
+
+    /// A checkpoint of `trainer` as it stands (between epochs), with the
+    /// run's metrics so far and a description of its data.
+    pub fn from_trainer(trainer: &Trainer, history: Vec<EpochRecord>, data: DataRecord) -> Self {
+        let config = trainer.config();
+        let state = trainer.state();
+        let mut checkpoint = Self::from_model(trainer.model(), config.loss);
+        checkpoint.training = Some(TrainingRecord {
+            activation: activation_record(config.activation),
+            init: init_record(config.resolved_init()),
+            optimizer: optimizer_record(trainer.optimizer().config()),
+            learning_rate: config.learning_rate,
+            epochs: config.epochs as u64,
+            batch_size: config.batch_size as u64,
+            seed: config.seed,
+            epoch: state.epoch as u64,
+            step: state.step,
+            shuffle_rng: state.shuffle_rng.state(),
+            optimizer_step: state.optimizer.step,
+            optimizer_slots: state.optimizer.slots,
+        });
+        checkpoint.history = history;
+        checkpoint.data = data;
+        checkpoint
+    }
+
+    /// The network, as an [`Mlp`].
+    ///
+    /// # Errors
+    /// [`NnError::BadParameters`] if the parameters do not form a network
+    /// (impossible for a checkpoint returned by [`Checkpoint::load`]).
+    pub fn model(&self) -> Result<Mlp> {
+        let layers = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, p)| {
+                let shape = (p.shape.0 as usize, p.shape.1 as usize);
+                let w = Array2::from_shape_vec(shape, p.weight.clone()).map_err(|e| NnError::BadParameters {
+                    layer: l,
+                    reason: format!("weight of shape {shape:?} from {} values: {e}", p.weight.len()),
+                })?;
+                Ok(Dense {
+                    w,
+                    b: Array1::from_vec(p.bias.clone()),
+                    activation: activation(p.activation),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Mlp::from_layers(layers)
+    }
+
+    /// The loss the model was trained with.
+    pub fn loss(&self) -> Loss {
+        match self.loss {
+            LossRecord::CrossEntropy => Loss::CrossEntropy,
+            LossRecord::MeanSquaredError => Loss::MeanSquaredError,
+        }
+    }
+
+    /// Layer sizes, input first.
+    pub fn sizes(&self) -> Vec<usize> {
+        let first = self.layers.first().map(|l| l.shape.0 as usize);
+        first
+            .into_iter()
+            .chain(self.layers.iter().map(|l| l.shape.1 as usize))
+            .collect()
+    }
+
+    /// Epochs trained (0 for a model saved without its training run).
+    pub fn epoch(&self) -> usize {
+        self.training.as_ref().map_or(0, |t| t.epoch as usize)
+    }
+
+    /// The training configuration, when there is a training run.
+    pub fn train_config(&self) -> Option<TrainConfig> {
+        let t = self.training.as_ref()?;
+        Some(TrainConfig {
+            sizes: self.sizes(),
+            activation: activation(t.activation),
+            init: Some(init(t.init)),
+            loss: self.loss(),
+            optimizer: optimizer_config(t.optimizer),
+            learning_rate: t.learning_rate,
+            epochs: t.epochs as usize,
+            batch_size: t.batch_size as usize,
+            seed: t.seed,
+        })
+    }
+
+    /// A [`Trainer`] that continues this run exactly where it stopped: the
+    /// same weights, optimiser state, step count and shuffle sequence, so
+    /// that training on the same `n_train` examples gives bit-identical
+    /// weights to a run that never stopped. Call [`Trainer::set_epochs`] to
+    /// extend it.
+    ///
+    /// # Errors
+    /// [`NnError::InvalidConfig`] for a checkpoint without a training run;
+    /// an invalid configuration or parameters (impossible for a checkpoint
+    /// returned by [`Checkpoint::load`]).
+    pub fn into_trainer(self, n_train: usize) -> Result<Trainer> {
+        let config = self.train_config().ok_or_else(|| NnError::InvalidConfig {
+            field: "checkpoint",
+            reason: "holds a model without its training run; it cannot be resumed".into(),
+        })?;
+        let model = self.model()?;
+        let t = self.training.expect("train_config found it");
+        let state = TrainState {
+            epoch: t.epoch as usize,
+            step: t.step,
+            shuffle_rng: Rng::from_state(t.shuffle_rng),
+            optimizer: OptimizerState {
+                step: t.optimizer_step,
+                slots: t.optimizer_slots,
+            },
+        };
+        Trainer::resume(config, model, state, n_train)
+    }
+
+    /// Number of trainable scalars.
+    pub fn n_parameters(&self) -> usize {
+        self.layers.iter().map(|p| p.weight.len() + p.bias.len()).sum()
+    }
+
+    /// SHA-256, as 64 lowercase hex digits, of every parameter's
+    /// little-endian bytes in order (layer 0's weight row-major, its bias,
+    /// layer 1's weight, ...): equal hashes mean bit-identical networks.
+    pub fn parameters_sha256(&self) -> String {
+        let mut hasher = Sha256::new();
+        for p in &self.layers {
+            for x in p.weight.iter().chain(&p.bias) {
+                hasher.update(x.to_le_bytes());
+            }
+        }
+        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The complete file: header and payload.
+    ///
+    /// # Errors
+    /// [`NnError::InvalidCheckpoint`] (with the path `<memory>`) when the
+    /// checkpoint does not pass the checks [`Checkpoint::load`] makes, so
+    /// that nothing unreadable is ever written.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        file::to_bytes(self)
+    }
+
+    /// Reads a checkpoint from its bytes, with every check of
+    /// [`Checkpoint::load`]; `path` is only used in error messages.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::load`].
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+        file::from_bytes(bytes, path)
+    }
+
+    /// Writes the checkpoint to `path` atomically (see [`crate::atomic`]):
+    /// the file written is read back and decoded before it replaces `path`,
+    /// so a save can never leave a file that does not load. A symbolic link
+    /// is followed; a special or read-only file at `path` is refused.
+    ///
+    /// # Errors
+    /// [`NnError::Io`] naming the file; [`NnError::InvalidCheckpoint`] as for
+    /// [`Checkpoint::to_bytes`].
+    pub fn save(&self, path: &Path) -> Result<()> {
+        file::save(self, path)
+    }
+
+    /// Reads and validates the checkpoint at `path`. Never panics, never
+    /// blocks on a special file, and never allocates more than a small
+    /// multiple of the file's actual size: the checksum is computed while
+    /// streaming, before the payload is held in memory.
+    ///
+    /// # Errors
+    /// [`NnError::Io`] if the file cannot be read or is not a regular file;
+    /// [`NnError::NotACheckpoint`] if it does not start with the magic tag;
+    /// [`NnError::CheckpointVersion`] for an unknown format version;
+    /// [`NnError::CorruptCheckpoint`] for a truncated file, a length or
+    /// checksum mismatch, or a payload that does not decode;
+    /// [`NnError::InvalidCheckpoint`] for contents that do not describe a
+    /// valid model or run.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        file::load(path)
+    }
+}
+
+impl Mlp {
+    /// Saves the network alone (architecture and weights) to `path`,
+    /// atomically, as a checkpoint trained with `loss`.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::save`].
+    pub fn save(&self, path: &Path, loss: Loss) -> Result<()> {
+        Checkpoint::from_model(self, loss).save(path)
+    }
+
+    /// Loads the network of any checkpoint (saved by [`Mlp::save`] or by a
+    /// training run).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::load`].
+    pub fn load(path: &Path) -> Result<Mlp> {
+        Checkpoint::load(path)?.model()
+    }
+}
+
+fn layer_record(layer: &Dense) -> LayerRecord {
+    LayerRecord {
+        shape: (layer.n_in() as u64, layer.n_out() as u64),
+        weight: layer.w.iter().copied().collect(),
+        bias: layer.b.to_vec(),
+        activation: activation_record(layer.activation),
+    }
+}
+
+/// An activation's record.
+pub fn activation_record(a: Activation) -> ActivationRecord {
+    match a {
+        Activation::Relu => ActivationRecord::Relu,
+        Activation::LeakyRelu { slope } => ActivationRecord::LeakyRelu(slope),
+        Activation::Tanh => ActivationRecord::Tanh,
+        Activation::Sigmoid => ActivationRecord::Sigmoid,
+        Activation::Gelu => ActivationRecord::Gelu,
+        Activation::Identity => ActivationRecord::Identity,
+    }
+}
+
+/// The activation a record describes.
+pub fn activation(a: ActivationRecord) -> Activation {
+    match a {
+        ActivationRecord::Relu => Activation::Relu,
+        ActivationRecord::LeakyRelu(slope) => Activation::LeakyRelu { slope },
+        ActivationRecord::Tanh => Activation::Tanh,
+        ActivationRecord::Sigmoid => Activation::Sigmoid,
+        ActivationRecord::Gelu => Activation::Gelu,
+        ActivationRecord::Identity => Activation::Identity,
+    }
+}
+
+fn init_record(i: Init) -> InitRecord {
+    match i {
+        Init::HeNormal => InitRecord::HeNormal,
+        Init::GlorotUniform => InitRecord::GlorotUniform,
+        Init::GlorotNormal => InitRecord::GlorotNormal,
+    }
+}
+
+fn init(i: InitRecord) -> Init {
+    match i {
+        InitRecord::HeNormal => Init::HeNormal,
+        InitRecord::GlorotUniform => Init::GlorotUniform,
+        InitRecord::GlorotNormal => Init::GlorotNormal,
+    }
+}
+
+fn loss_record(l: Loss) -> LossRecord {
+    match l {
+        Loss::CrossEntropy => LossRecord::CrossEntropy,
+        Loss::MeanSquaredError => LossRecord::MeanSquaredError,
+    }
+}
+
+fn optimizer_record(o: OptimizerConfig) -> OptimizerRecord {
+    match o {
+        OptimizerConfig::Sgd { weight_decay } => OptimizerRecord::Sgd { weight_decay },
+        OptimizerConfig::Momentum {
+            momentum,
+            nesterov,
+            weight_decay,
+        } => OptimizerRecord::Momentum {
+            momentum,
+            nesterov,
+            weight_decay,
+        },
+        OptimizerConfig::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+        } => OptimizerRecord::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+        },
+    }
+}
+
+fn optimizer_config(o: OptimizerRecord) -> OptimizerConfig {
+    match o {
+        OptimizerRecord::Sgd { weight_decay } => OptimizerConfig::Sgd { weight_decay },
+        OptimizerRecord::Momentum {
+            momentum,
+            nesterov,
+            weight_decay,
+        } => OptimizerConfig::Momentum {
+            momentum,
+            nesterov,
+            weight_decay,
+        },
+        OptimizerRecord::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+        } => OptimizerConfig::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+        },
+    }
+}
+
+/// Checks that `optimizer` (built for the checkpoint's model) takes the
+/// recorded state.
+fn check_optimizer_state(optimizer: &mut dyn Optimizer, t: &TrainingRecord) -> Result<()> {
+    optimizer.load_state(OptimizerState {
+        step: t.optimizer_step,
+        slots: t.optimizer_slots.clone(),
+    })
+}

@@ -1,0 +1,121 @@
+//! Where training and evaluation get their examples: the [`Examples`]
+//! trait, and what a batch's targets look like.
+//!
+//! Anything that can copy a chosen set of its rows into a dense `f32`
+//! buffer can be trained on: an in-memory table ([`crate::Features`]), the
+//! IDX images of `backprop-data` (stored as bytes, scaled on the fly), or a
+//! user's own store. Sources whose inputs are mostly zeros may also gather
+//! straight into a compressed batch, so the first layer skips the zeros.
+
+use backprop_tensor::SparseRows;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// What a source's targets are: class indices, or vectors of values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetShape {
+    /// One class index per example, below the number given.
+    Classes(usize),
+    /// One vector of this many `f32` values per example (regression).
+    Values(usize),
+}
+
+impl TargetShape {
+    /// The width of the network's output: the number of classes or values.
+    pub fn n_outputs(self) -> usize {
+        match self {
+            TargetShape::Classes(n) | TargetShape::Values(n) => n,
+        }
+    }
+}
+
+/// A batch's targets, read by a loss.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// Class indices, one per row.
+    Classes(&'a [usize]),
+    /// Values, `(B, n_outputs)`.
+    Values(ArrayView2<'a, f32>),
+}
+
+impl Targets<'_> {
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Classes(y) => y.len(),
+            Targets::Values(y) => y.nrows(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A batch's targets, written by [`Examples::gather`].
+#[derive(Debug)]
+pub enum TargetsMut<'a> {
+    /// Class indices, one per row.
+    Classes(&'a mut [usize]),
+    /// Values, `(B, n_outputs)`.
+    Values(ArrayViewMut2<'a, f32>),
+}
+
+impl TargetsMut<'_> {
+    /// The same buffer, borrowed for a shorter time.
+    pub fn reborrow(&mut self) -> TargetsMut<'_> {
+        match self {
+            TargetsMut::Classes(y) => TargetsMut::Classes(y),
+            TargetsMut::Values(y) => TargetsMut::Values(y.view_mut()),
+        }
+    }
+}
+
+/// A source of training or evaluation examples.
+///
+/// Implementations must be deterministic: gathering the same indices gives
+/// the same bits, so that training is reproducible.
+pub trait Examples: Sync {
+    /// The number of examples.
+    fn len(&self) -> usize;
+
+    /// Whether there are no examples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The width of one example's input.
+    fn n_features(&self) -> usize;
+
+    /// What the targets are.
+    fn target_shape(&self) -> TargetShape;
+
+    /// Copies the examples `indices` into row `r` of `x` (for `indices[r]`)
+    /// and their targets into `y`, allocating nothing. `x` is
+    /// `(indices.len(), n_features)`; `y` matches [`Examples::target_shape`]
+    /// with `indices.len()` rows.
+    fn gather(&self, indices: &[u32], x: ArrayViewMut2<'_, f32>, y: TargetsMut<'_>);
+
+    /// The fraction of input values that are non-zero, when the source can
+    /// gather compressed batches ([`Examples::gather_sparse`]); `None` (the
+    /// default) when it cannot. Training compresses batches when this is
+    /// below [`crate::SPARSE_INPUT_DENSITY`].
+    fn density(&self) -> Option<f32> {
+        None
+    }
+
+    /// Like [`Examples::gather`], into a compressed batch, with exactly the
+    /// values `gather` would give. Called only when [`Examples::density`]
+    /// returns `Some`; the default does nothing and returns `false`, and the
+    /// caller then falls back to [`Examples::gather`].
+    fn gather_sparse(&self, indices: &[u32], x: &mut SparseRows, y: TargetsMut<'_>) -> bool {
+        let _ = (indices, x, y);
+        false
+    }
+
+    /// A hint that `indices` will be gathered next (while the current batch
+    /// trains), for sources that can load them into caches early.
+    fn prefetch(&self, indices: &[u32]) {
+        let _ = indices;
+    }
+}
