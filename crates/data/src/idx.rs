@@ -5,31 +5,34 @@
 //! bytes. A labels file is `0x00000801`, the count, then `count` label bytes.
 //!
 //! Whether a file is gzip-compressed is decided by its first two bytes
-//! (`1f 8b`), never by its name. The payload is read through a reader capped
+//! (`1f 8b`), never by its name. A gzip file may hold several members, and
+//! zero bytes after the last one are skipped as padding (see
+//! [`crate::gzip`]). The payload is read through a reader capped
 //! at the size the header states plus one byte, so a lying header cannot make
 //! the reader allocate more than the file holds, and a longer payload is
 //! detected without reading it all.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
 use flate2::Compression;
-use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
 use crate::error::{DataError, Result};
+use crate::gzip::{GZIP_MAGIC, GzipMembers};
 
 /// The magic number of an IDX file of `u8` images (three dimensions).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 /// The magic number of an IDX file of `u8` labels (one dimension).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// The first two bytes of every gzip stream.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// The largest expansion ratio deflate can achieve, bounding how much a gzip
 /// stream of a given size can decompress to (used only to cap preallocation).
 const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// The buffer between a gzip file and its decompressor.
+const GZIP_INPUT_BUFFER: usize = 64 << 10;
 
 /// The images of an IDX images file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -250,7 +253,8 @@ fn decode(mut source: impl Read, path: &Path, kind: Kind, source_len: u64) -> Re
     let source = (&prefix[..n]).chain(source);
     if prefix[..n] == GZIP_MAGIC {
         let bound = source_len.saturating_mul(MAX_DEFLATE_RATIO);
-        read_idx(MultiGzDecoder::new(source), path, kind, bound, true)
+        let members = GzipMembers::new(BufReader::with_capacity(GZIP_INPUT_BUFFER, source));
+        read_idx(members, path, kind, bound, true)
     } else {
         read_idx(source, path, kind, source_len, false)
     }
@@ -608,6 +612,29 @@ mod tests {
             parse_labels(&data, Path::new("multi.gz")).unwrap().labels,
             [3, 1, 4, 1, 5]
         );
+    }
+
+    #[test]
+    fn zero_padding_after_the_last_gzip_member_is_accepted() {
+        let bytes = ten_images();
+        let mut padded = gzip(&bytes[..30]);
+        padded.extend_from_slice(&gzip(&bytes[30..]));
+        // Padded to a whole tar record, as tape archives and some mirrors write.
+        padded.resize(10240, 0);
+        let (_dir, path) = temp_file("padded-idx3-ubyte.gz", &padded);
+        let images = read_images(&path).unwrap();
+        assert_eq!(images.pixels, (0..60).collect::<Vec<u8>>());
+        // Anything else after the zeros is still rejected, naming the file.
+        padded.push(1);
+        let (_dir, path) = temp_file("garbage-idx3-ubyte.gz", &padded);
+        let err = read_images(&path).unwrap_err();
+        assert!(matches!(err, DataError::CorruptGzip { .. }), "{err:?}");
+        assert_names(&err, "garbage-idx3-ubyte.gz");
+        // A raw file has an exact size: zeros after it are trailing bytes.
+        let mut raw = bytes.clone();
+        raw.extend_from_slice(&[0; 100]);
+        let err = parse_images(&raw, Path::new("raw")).unwrap_err();
+        assert!(matches!(err, DataError::TrailingBytes { .. }), "{err:?}");
     }
 
     proptest! {

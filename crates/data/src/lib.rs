@@ -33,6 +33,7 @@ mod dataset;
 #[cfg(feature = "download")]
 mod download;
 mod error;
+mod gzip;
 mod hash;
 mod idx;
 mod mnist;
