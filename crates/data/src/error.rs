@@ -60,10 +60,10 @@ pub enum DataError {
     },
 
     /// The header states dimensions that no image file can have: zero rows or
-    /// columns, or a total size that does not fit in memory.
+    /// columns, or a total size beyond 64 bits.
     #[error(
         "{}: invalid image dimensions in the IDX header: {count} images of {rows}x{cols} pixels \
-         (rows and columns must be positive and the total size must be addressable)",
+         (rows and columns must be positive and the total size must fit in 64 bits)",
         path.display()
     )]
     BadDimensions {
@@ -77,10 +77,29 @@ pub enum DataError {
         cols: u32,
     },
 
+    /// The header declares more payload than
+    /// [`MAX_IDX_BYTES`](crate::MAX_IDX_BYTES); nothing past the header is
+    /// read.
+    #[error(
+        "{}: the IDX header declares {declared_bytes} bytes of data, more than the {max_bytes} bytes \
+         this reader accepts (MAX_IDX_BYTES)",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The payload size the header declares (images times rows times
+        /// columns, or the label count).
+        declared_bytes: u64,
+        /// The most that is accepted, [`MAX_IDX_BYTES`](crate::MAX_IDX_BYTES).
+        max_bytes: u64,
+    },
+
     /// The file (after decompression, if gzip) is shorter than its header, or
     /// than the header plus the payload the header states.
     #[error(
-        "{}: truncated IDX data: expected {expected_bytes} bytes (header and payload), found only {found_bytes}",
+        "{}: truncated IDX data: the header calls for {expected_bytes} bytes (header and payload), \
+         the file holds only {found_bytes}",
         path.display()
     )]
     Truncated {
@@ -348,6 +367,13 @@ mod tests {
             found: 0x1234_5678,
         };
         assert!(err.to_string().contains("0x12345678 (not an IDX file)"), "{err}");
+    }
+
+    #[test]
+    fn data_error_can_cross_threads_and_be_boxed() {
+        // `anyhow` and `load_dir`'s loader thread need both.
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<DataError>();
     }
 
     #[test]

@@ -25,7 +25,9 @@
 //!   that yields files with the expected hashes.
 //!
 //! Every failure is a [`DataError`] whose message names the file and says
-//! what was expected and what was found.
+//! what was expected and what was found. No size declared in a file's header
+//! is allocated before it is checked against a limit ([`MAX_IDX_BYTES`]) and
+//! against what the file can hold.
 #![deny(missing_docs)]
 
 mod batch;
@@ -49,8 +51,8 @@ pub use download::{
 pub use error::{DataError, Result};
 pub use hash::content_sha256;
 pub use idx::{
-    Encoding, IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, encode_images, encode_labels, parse_images,
-    parse_labels, read_images, read_labels, write_images, write_labels,
+    Encoding, IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, MAX_IDX_BYTES, encode_images, encode_labels,
+    parse_images, parse_labels, read_images, read_labels, write_images, write_labels,
 };
 pub use mnist::{
     FILES, MNIST_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, TrainTest, candidates, find_file,
