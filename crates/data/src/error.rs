@@ -293,6 +293,69 @@ pub enum DataError {
         min_contrast: u8,
     },
 
+    /// An image file handed to [`load_digit_image`](crate::load_digit_image)
+    /// is larger than [`MAX_IMAGE_FILE_BYTES`](crate::MAX_IMAGE_FILE_BYTES);
+    /// nothing is read from it.
+    #[error(
+        "{}: the image file holds {bytes} bytes, more than the {max_bytes} accepted \
+         (MAX_IMAGE_FILE_BYTES); scale the picture down or convert it to PNG or JPEG",
+        path.display()
+    )]
+    ImageFileTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Its length.
+        bytes: u64,
+        /// The most that is accepted,
+        /// [`MAX_IMAGE_FILE_BYTES`](crate::MAX_IMAGE_FILE_BYTES).
+        max_bytes: u64,
+    },
+
+    /// An image file handed to [`load_digit_image`](crate::load_digit_image)
+    /// declares more pixels than
+    /// [`MAX_IMAGE_PIXELS`](crate::MAX_IMAGE_PIXELS); it is rejected from its
+    /// header, before any pixel is decoded.
+    #[error(
+        "{}: the image is {width}x{height} = {pixels} pixels, more than the {max_pixels} accepted \
+         (MAX_IMAGE_PIXELS); scale the picture down",
+        path.display()
+    )]
+    ImageTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Its width in pixels, as its header states.
+        width: u32,
+        /// Its height in pixels, as its header states.
+        height: u32,
+        /// `width * height`.
+        pixels: u64,
+        /// The most that is accepted,
+        /// [`MAX_IMAGE_PIXELS`](crate::MAX_IMAGE_PIXELS).
+        max_pixels: u64,
+    },
+
+    /// An image file handed to [`load_digit_image`](crate::load_digit_image)
+    /// is not a PNG, JPEG or PNM image, or is damaged.
+    #[error("{}: cannot decode the image (expected PNG, JPEG or PGM/PNM)", path.display())]
+    ImageDecode {
+        /// The image file.
+        path: PathBuf,
+        /// What the decoder reported.
+        source: image::ImageError,
+    },
+
+    /// The picture in an image file handed to
+    /// [`load_digit_image`](crate::load_digit_image) decodes, but
+    /// [`preprocess_digit`](crate::preprocess_digit) finds no digit in it
+    /// (the cause: [`DataError::EmptyImage`] or [`DataError::BlankImage`]).
+    #[error("{}: cannot find a digit", path.display())]
+    NoDigit {
+        /// The image file.
+        path: PathBuf,
+        /// Why [`preprocess_digit`](crate::preprocess_digit) failed.
+        source: Box<DataError>,
+    },
+
     /// No source yielded a file of a data set with the expected content
     /// (feature `download`).
     #[cfg(feature = "download")]

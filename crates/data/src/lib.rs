@@ -17,7 +17,10 @@
 //!
 //! - [`preprocess_digit`] brings any grayscale picture of a digit into
 //!   MNIST's form (28x28, ink bright on black, 20-pixel box, centred by
-//!   centre of mass), for predicting on one's own images.
+//!   centre of mass), for predicting on one's own images, and
+//!   [`load_digit_image`] does so for a PNG, JPEG or PNM file, refusing
+//!   files over [`MAX_IMAGE_FILE_BYTES`] and pictures over
+//!   [`MAX_IMAGE_PIXELS`] before decoding them.
 //! - [`content_sha256`] identifies a file by the SHA-256 of its decompressed
 //!   content, which stays the same when a mirror recompresses it.
 //! - with the `download` feature, `download()` fetches MNIST or
@@ -26,12 +29,13 @@
 //!
 //! Every failure is a [`DataError`] whose message names the file and says
 //! what was expected and what was found. No size declared in a file's header
-//! is allocated before it is checked against a limit ([`MAX_IDX_BYTES`]) and
-//! against what the file can hold.
+//! is allocated before it is checked against a limit ([`MAX_IDX_BYTES`],
+//! [`MAX_IMAGE_PIXELS`]) and, for IDX files, against what the file can hold.
 #![deny(missing_docs)]
 
 mod batch;
 mod dataset;
+mod digit_image;
 #[cfg(feature = "download")]
 mod download;
 mod error;
@@ -43,6 +47,7 @@ mod preprocess;
 
 pub use batch::Batcher;
 pub use dataset::{Dataset, pixel_to_f32};
+pub use digit_image::{MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, load_digit_image};
 #[cfg(feature = "download")]
 pub use download::{
     DatasetSpec, Event, FASHION_MNIST, Failure, Fetched, FileSpec, KnownDataset, MIRROR_ENV, MNIST, Options, Source,

@@ -12,7 +12,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use backprop_data::{DataError, MAX_IDX_BYTES, encode_images, read_images};
+use backprop_data::{
+    DataError, MAX_IDX_BYTES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, encode_images, load_digit_image, read_images,
+};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
@@ -152,4 +154,34 @@ fn sparse_raw_files_are_judged_by_their_length() {
         "{result:?}"
     );
     assert_within_budget(growth, "long raw file");
+}
+
+#[test]
+fn huge_images_are_refused_before_decoding() {
+    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+
+    // A complete 19000x19000 PGM (361 MB, a hole on disk): too many pixels.
+    let path = dir.path().join("big.pgm");
+    let head = b"P5\n19000 19000\n255\n";
+    sparse_file(&path, head, head.len() as u64 + 19000 * 19000);
+    let (result, growth) = peak_growth(|| load_digit_image(&path));
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, DataError::ImageTooLarge { pixels: 361_000_000, max_pixels, .. } if max_pixels == MAX_IMAGE_PIXELS),
+        "{err:?}"
+    );
+    assert_within_budget(growth, "19000x19000 PGM");
+
+    // A complete 22000x22000 PGM (484 MB): too long to read at all.
+    let path = dir.path().join("bigger.pgm");
+    let head = b"P5\n22000 22000\n255\n";
+    sparse_file(&path, head, head.len() as u64 + 22000 * 22000);
+    let (result, growth) = peak_growth(|| load_digit_image(&path));
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, DataError::ImageFileTooLarge { max_bytes, .. } if max_bytes == MAX_IMAGE_FILE_BYTES),
+        "{err:?}"
+    );
+    assert_within_budget(growth, "22000x22000 PGM");
 }
