@@ -6,7 +6,7 @@
 use crate::args::PredictArgs;
 use crate::eval::{argmax, load_model, sizes_text, softmax};
 use anyhow::{Context, Result, bail};
-use backprop_data::{DIGIT_FRAME, DIGIT_PIXELS, pixel_to_f32, preprocess_digit};
+use backprop_data::{DIGIT_FRAME, DIGIT_PIXELS, pixel_to_f32};
 use backprop_nn::{Mlp, Workspace};
 use ndarray::Array2;
 use serde::Serialize;
@@ -162,27 +162,7 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
 /// inverted)`. Transparent pixels are composited over white, as a viewer
 /// shows them.
 fn load_digit(path: &Path) -> Result<([u8; DIGIT_PIXELS], bool)> {
-    let shown = path.display();
-    let image = image::ImageReader::open(path)
-        .with_context(|| format!("{shown}: cannot open the image"))?
-        .with_guessed_format()
-        .with_context(|| format!("{shown}: cannot read the image"))?
-        .decode()
-        .with_context(|| format!("{shown}: cannot decode the image (expected PNG, JPEG or PGM/PNM)"))?;
-    let (width, height) = (image.width() as usize, image.height() as usize);
-    let luma: Vec<u8> = if image.color().has_alpha() {
-        image
-            .to_luma_alpha8()
-            .pixels()
-            .map(|p| {
-                let [l, a] = p.0.map(u32::from);
-                ((l * a + 255 * (255 - a) + 127) / 255) as u8
-            })
-            .collect()
-    } else {
-        image.to_luma8().into_raw()
-    };
-    let digit = preprocess_digit(width, height, &luma).with_context(|| format!("{shown}: cannot find a digit"))?;
+    let digit = backprop_data::load_digit_image(path)?;
     Ok((digit.pixels, digit.inverted))
 }
 

@@ -69,10 +69,10 @@ pub enum DataError {
     },
 
     /// The header states dimensions that no image file can have: zero rows or
-    /// columns, or a total size that does not fit in memory.
+    /// columns, or a total size beyond 64 bits.
     #[error(
         "{}: invalid image dimensions in the IDX header: {count} images of {rows}x{cols} pixels \
-         (rows and columns must be positive and the total size must be addressable)",
+         (rows and columns must be positive and the total size must fit in 64 bits)",
         path.display()
     )]
     BadDimensions {
@@ -86,10 +86,29 @@ pub enum DataError {
         cols: u32,
     },
 
+    /// The header declares more payload than
+    /// [`MAX_IDX_BYTES`](crate::MAX_IDX_BYTES); nothing past the header is
+    /// read.
+    #[error(
+        "{}: the IDX header declares {declared_bytes} bytes of data, more than the {max_bytes} bytes \
+         this reader accepts (MAX_IDX_BYTES)",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The payload size the header declares (images times rows times
+        /// columns, or the label count).
+        declared_bytes: u64,
+        /// The most that is accepted, [`MAX_IDX_BYTES`](crate::MAX_IDX_BYTES).
+        max_bytes: u64,
+    },
+
     /// The file (after decompression, if gzip) is shorter than its header, or
     /// than the header plus the payload the header states.
     #[error(
-        "{}: truncated IDX data: expected {expected_bytes} bytes (header and payload), found only {found_bytes}",
+        "{}: truncated IDX data: the header calls for {expected_bytes} bytes (header and payload), \
+         the file holds only {found_bytes}",
         path.display()
     )]
     Truncated {
@@ -506,6 +525,69 @@ pub enum DataError {
         limit: u64,
     },
 
+    /// An image file handed to [`load_digit_image`](crate::load_digit_image)
+    /// is larger than [`MAX_IMAGE_FILE_BYTES`](crate::MAX_IMAGE_FILE_BYTES);
+    /// nothing is read from it.
+    #[error(
+        "{}: the image file holds {bytes} bytes, more than the {max_bytes} accepted \
+         (MAX_IMAGE_FILE_BYTES); scale the picture down or convert it to PNG or JPEG",
+        path.display()
+    )]
+    ImageFileTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Its length.
+        bytes: u64,
+        /// The most that is accepted,
+        /// [`MAX_IMAGE_FILE_BYTES`](crate::MAX_IMAGE_FILE_BYTES).
+        max_bytes: u64,
+    },
+
+    /// An image file handed to [`load_digit_image`](crate::load_digit_image)
+    /// declares more pixels than
+    /// [`MAX_IMAGE_PIXELS`](crate::MAX_IMAGE_PIXELS); it is rejected from its
+    /// header, before any pixel is decoded.
+    #[error(
+        "{}: the image is {width}x{height} = {pixels} pixels, more than the {max_pixels} accepted \
+         (MAX_IMAGE_PIXELS); scale the picture down",
+        path.display()
+    )]
+    ImageTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Its width in pixels, as its header states.
+        width: u32,
+        /// Its height in pixels, as its header states.
+        height: u32,
+        /// `width * height`.
+        pixels: u64,
+        /// The most that is accepted,
+        /// [`MAX_IMAGE_PIXELS`](crate::MAX_IMAGE_PIXELS).
+        max_pixels: u64,
+    },
+
+    /// An image file handed to [`load_digit_image`](crate::load_digit_image)
+    /// is not a PNG, JPEG or PNM image, or is damaged.
+    #[error("{}: cannot decode the image (expected PNG, JPEG or PGM/PNM)", path.display())]
+    ImageDecode {
+        /// The image file.
+        path: PathBuf,
+        /// What the decoder reported.
+        source: image::ImageError,
+    },
+
+    /// The picture in an image file handed to
+    /// [`load_digit_image`](crate::load_digit_image) decodes, but
+    /// [`preprocess_digit`](crate::preprocess_digit) finds no digit in it
+    /// (the cause: [`DataError::EmptyImage`] or [`DataError::BlankImage`]).
+    #[error("{}: cannot find a digit", path.display())]
+    NoDigit {
+        /// The image file.
+        path: PathBuf,
+        /// Why [`preprocess_digit`](crate::preprocess_digit) failed.
+        source: Box<DataError>,
+    },
+
     /// No source yielded a file of a data set with the expected content
     /// (feature `download`).
     #[cfg(feature = "download")]
@@ -617,6 +699,13 @@ mod tests {
             found: 0x1234_5678,
         };
         assert!(err.to_string().contains("0x12345678 (not an IDX file)"), "{err}");
+    }
+
+    #[test]
+    fn data_error_can_cross_threads_and_be_boxed() {
+        // `anyhow` and `load_dir`'s loader thread need both.
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<DataError>();
     }
 
     #[test]

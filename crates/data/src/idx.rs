@@ -5,31 +5,78 @@
 //! bytes. A labels file is `0x00000801`, the count, then `count` label bytes.
 //!
 //! Whether a file is gzip-compressed is decided by its first two bytes
-//! (`1f 8b`), never by its name. The payload is read through a reader capped
-//! at the size the header states plus one byte, so a lying header cannot make
-//! the reader allocate more than the file holds, and a longer payload is
-//! detected without reading it all.
+//! (`1f 8b`), never by its name. A gzip file may hold several members, and
+//! zero bytes after the last one are skipped as padding (see
+//! [`crate::gzip`]).
+//!
+//! No allocation follows from the header alone:
+//!
+//! - a header may declare at most [`MAX_IDX_BYTES`] of payload;
+//! - a raw file's declared size is compared with the file's real length
+//!   before anything is allocated, so a short or long file fails at once,
+//!   and only a file that really holds the payload gets a buffer of that
+//!   size;
+//! - a gzip stream whose compressed size cannot expand to the declared size
+//!   (deflate expands at most [`MAX_DEFLATE_RATIO`] times) is decompressed
+//!   only to count its bytes for the error, keeping none of them; any other
+//!   gzip stream (and a raw stream of unknown length, such as a pipe) is read
+//!   into a buffer that grows with the bytes actually decompressed, never
+//!   past the declared size.
+//!
+//! Either way a payload longer than declared is detected by reading one byte
+//! past it, never by reading the rest.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
 use flate2::Compression;
-use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
 use crate::error::{DataError, Result};
+use crate::gzip::{GZIP_MAGIC, GzipMembers};
 
 /// The magic number of an IDX file of `u8` images (three dimensions).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 /// The magic number of an IDX file of `u8` labels (one dimension).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// The first two bytes of every gzip stream.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-/// The largest expansion ratio deflate can achieve, bounding how much a gzip
-/// stream of a given size can decompress to (used only to cap preallocation).
+/// The most payload bytes (pixels or labels, the header excluded) that an
+/// IDX header may declare: `i32::MAX`, 2 GiB less one byte.
+///
+/// Why this value:
+///
+/// - it is the largest buffer every supported target can allocate (on a
+///   32-bit target no allocation may exceed `isize::MAX`, which is this), so
+///   the same file loads or fails alike everywhere;
+/// - it is about four times the largest IDX data set in common use (EMNIST
+///   ByClass, 697,932 training images of 28x28: 547 MB) and 45 times MNIST's
+///   training images (47 MB), so no real data set comes near it;
+/// - a labels file within it has fewer than 2^31 labels, so every example of
+///   a loaded [`Dataset`](crate::Dataset) fits the `u32` index that
+///   [`Batcher`](crate::Batcher) shuffles;
+/// - nothing larger can be trusted from a header: a sparse raw file or a
+///   gzip bomb of a few megabytes costs nothing to make, and a declared size
+///   is otherwise only checked by reading that much.
+///
+/// A header declaring more is [`DataError::TooLarge`], reported before any
+/// payload is read or allocated.
+pub const MAX_IDX_BYTES: u64 = i32::MAX as u64;
+
+/// The largest expansion ratio deflate can achieve (a 258-byte match coded
+/// in 2 bits), bounding how much a gzip stream of a given size can
+/// decompress to: a stream of `n` bytes never yields more than
+/// `n * MAX_DEFLATE_RATIO` bytes.
 const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// The least a payload buffer grows by when its final size is not known to
+/// be present (gzip, or a raw stream of unknown length); after the first
+/// step it grows by the bytes read so far (doubling), never past the
+/// declared size.
+const GROWTH_STEP: usize = 1 << 20;
+
+/// The buffer between a gzip file and its decompressor.
+const GZIP_INPUT_BUFFER: usize = 64 << 10;
 
 /// The images of an IDX images file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,8 +112,9 @@ pub enum Encoding {
 /// # Errors
 /// [`DataError::Io`] if the file cannot be read, [`DataError::CorruptGzip`],
 /// [`DataError::Empty`], [`DataError::BadMagic`], [`DataError::BadDimensions`],
-/// [`DataError::Truncated`] or [`DataError::TrailingBytes`] if its content is
-/// not a well-formed IDX images file.
+/// [`DataError::TooLarge`], [`DataError::Truncated`] or
+/// [`DataError::TrailingBytes`] if its content is not a well-formed IDX
+/// images file of at most [`MAX_IDX_BYTES`] of pixels.
 pub fn read_images(path: &Path) -> Result<IdxImages> {
     let (dims, pixels) = read_file(path, Kind::Images)?;
     Ok(IdxImages {
@@ -80,7 +128,8 @@ pub fn read_images(path: &Path) -> Result<IdxImages> {
 /// Reads an IDX labels file, raw or gzip (decided by content).
 ///
 /// # Errors
-/// As for [`read_images`], except that there are no dimensions to reject.
+/// As for [`read_images`], except that there are no dimensions to reject
+/// (but still at most [`MAX_IDX_BYTES`] labels).
 pub fn read_labels(path: &Path) -> Result<IdxLabels> {
     let (_, labels) = read_file(path, Kind::Labels)?;
     Ok(IdxLabels { labels })
@@ -92,7 +141,7 @@ pub fn read_labels(path: &Path) -> Result<IdxLabels> {
 /// # Errors
 /// As for [`read_images`], except [`DataError::Io`].
 pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
-    let (dims, pixels) = decode(bytes, path, Kind::Images, bytes.len() as u64)?;
+    let (dims, pixels) = decode(bytes, path, Kind::Images, Some(bytes.len() as u64))?;
     Ok(IdxImages {
         count: dims.count,
         rows: dims.rows,
@@ -107,7 +156,7 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
 /// # Errors
 /// As for [`read_labels`], except [`DataError::Io`].
 pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<IdxLabels> {
-    let (_, labels) = decode(bytes, path, Kind::Labels, bytes.len() as u64)?;
+    let (_, labels) = decode(bytes, path, Kind::Labels, Some(bytes.len() as u64))?;
     Ok(IdxLabels { labels })
 }
 
@@ -222,6 +271,7 @@ impl Kind {
 }
 
 /// The sizes a header states (`rows` and `cols` are 1 for labels).
+#[derive(Debug)]
 struct Dims {
     count: usize,
     rows: usize,
@@ -235,13 +285,15 @@ fn read_file(path: &Path, kind: Kind) -> Result<(Dims, Vec<u8>)> {
         source,
     };
     let file = File::open(path).map_err(io_err)?;
-    let file_len = file.metadata().map_err(io_err)?.len();
+    let metadata = file.metadata().map_err(io_err)?;
+    // Only a regular file's length says how many bytes reading will yield.
+    let file_len = metadata.is_file().then_some(metadata.len());
     decode(file, path, kind, file_len)
 }
 
 /// Detects gzip by content, then reads and validates one IDX file from
-/// `source`, which holds at most `source_len` bytes (used to cap allocation).
-fn decode(mut source: impl Read, path: &Path, kind: Kind, source_len: u64) -> Result<(Dims, Vec<u8>)> {
+/// `source`, which holds exactly `source_len` bytes when that is known.
+fn decode(mut source: impl Read, path: &Path, kind: Kind, source_len: Option<u64>) -> Result<(Dims, Vec<u8>)> {
     let mut prefix = [0u8; 2];
     let n = read_full(&mut source, &mut prefix).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
@@ -249,18 +301,28 @@ fn decode(mut source: impl Read, path: &Path, kind: Kind, source_len: u64) -> Re
     })?;
     let source = (&prefix[..n]).chain(source);
     if prefix[..n] == GZIP_MAGIC {
-        let bound = source_len.saturating_mul(MAX_DEFLATE_RATIO);
-        read_idx(MultiGzDecoder::new(source), path, kind, bound, true)
+        let members = GzipMembers::new(BufReader::with_capacity(GZIP_INPUT_BUFFER, source));
+        read_idx(members, path, kind, Container::Gzip { len: source_len })
     } else {
-        read_idx(source, path, kind, source_len, false)
+        read_idx(source, path, kind, Container::Raw { len: source_len })
     }
 }
 
-/// Reads the header, validates it, then reads exactly the stated payload
-/// (plus one byte, to detect trailing data). `max_len` bounds the total
-/// number of bytes `reader` can yield; `gzip` selects the error for a failed
-/// read.
-fn read_idx(mut reader: impl Read, path: &Path, kind: Kind, max_len: u64, gzip: bool) -> Result<(Dims, Vec<u8>)> {
+/// What the bytes [`read_idx`] reads come from, with the stored length when
+/// it is known.
+#[derive(Clone, Copy)]
+enum Container {
+    /// The IDX bytes themselves: `len` is their exact number.
+    Raw { len: Option<u64> },
+    /// A gzip file of `len` compressed bytes.
+    Gzip { len: Option<u64> },
+}
+
+/// Reads the header, validates it, checks the declared size against what
+/// the container can hold, then reads exactly the declared payload and one
+/// byte more (to detect trailing data).
+fn read_idx(mut reader: impl Read, path: &Path, kind: Kind, container: Container) -> Result<(Dims, Vec<u8>)> {
+    let gzip = matches!(container, Container::Gzip { .. });
     let read_err = |source| {
         let path = path.to_path_buf();
         if gzip {
@@ -297,65 +359,100 @@ fn read_idx(mut reader: impl Read, path: &Path, kind: Kind, max_len: u64, gzip: 
     }
     let dims = parse_dims(header, kind, path)?;
 
-    let payload_len = dims.payload_len as u64;
-    let expected_bytes = header_len as u64 + payload_len;
-    // `payload_len + 1` cannot overflow: `parse_dims` keeps it below isize::MAX.
-    let capacity = (payload_len + 1).min(max_len.saturating_sub(header_len as u64));
-    let mut payload = Vec::with_capacity(usize::try_from(capacity).unwrap_or(dims.payload_len));
-    reader
-        .take(payload_len + 1)
-        .read_to_end(&mut payload)
-        .map_err(read_err)?;
-    let found = payload.len() as u64;
-    if found < payload_len {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            expected_bytes,
-            found_bytes: header_len as u64 + found,
-        });
+    let payload_len = dims.payload_len;
+    let expected_bytes = header_len as u64 + payload_len as u64;
+    let truncated = |found_bytes| DataError::Truncated {
+        path: path.to_path_buf(),
+        expected_bytes,
+        found_bytes,
+    };
+    let trailing = || DataError::TrailingBytes {
+        path: path.to_path_buf(),
+        expected_bytes,
+    };
+    // A stated length shorter than the header just read (as procfs and some
+    // network file systems report) is no length at all.
+    let container = match container {
+        Container::Raw { len: Some(len) } if len < header_len as u64 => Container::Raw { len: None },
+        other => other,
+    };
+    let first_step = match container {
+        // The file's length is known: a mismatch needs no reading, and a
+        // match means the payload really is there to fill the buffer.
+        Container::Raw { len: Some(len) } if len < expected_bytes => return Err(truncated(len)),
+        Container::Raw { len: Some(len) } if len > expected_bytes => return Err(trailing()),
+        Container::Raw { len: Some(_) } => payload_len,
+        // No gzip stream of this size expands to the declared size: count
+        // what it does hold, keeping none of it.
+        Container::Gzip { len: Some(len) } if expected_bytes > len.saturating_mul(MAX_DEFLATE_RATIO) => {
+            let rest = io::copy(&mut reader, &mut io::sink()).map_err(read_err)?;
+            return Err(truncated(header_len as u64 + rest));
+        }
+        // Otherwise trust only the bytes that arrive.
+        Container::Gzip { .. } | Container::Raw { len: None } => GROWTH_STEP,
+    };
+    let payload = read_payload(&mut reader, payload_len, first_step).map_err(read_err)?;
+    if payload.len() < payload_len {
+        return Err(truncated(header_len as u64 + payload.len() as u64));
     }
-    if found > payload_len {
-        return Err(DataError::TrailingBytes {
-            path: path.to_path_buf(),
-            expected_bytes,
-        });
+    if read_full(&mut reader, &mut [0u8; 1]).map_err(read_err)? > 0 {
+        return Err(trailing());
     }
     Ok((dims, payload))
+}
+
+/// Reads up to `len` bytes from `reader` (fewer if it ends first). The buffer
+/// first reserves `first_step` bytes, then, each time it is full, as many
+/// again as it holds (at least [`GROWTH_STEP`]), never more than `len` in
+/// all: its capacity stays within `max(first_step, GROWTH_STEP, 2 * bytes
+/// read)` and `len`, whatever `len` is.
+fn read_payload(reader: &mut impl Read, len: usize, first_step: usize) -> io::Result<Vec<u8>> {
+    let mut payload = Vec::new();
+    let mut step = first_step.max(1);
+    while payload.len() < len {
+        let step_now = step.min(len - payload.len());
+        payload.reserve_exact(step_now);
+        let read = reader.by_ref().take(step_now as u64).read_to_end(&mut payload)?;
+        if read < step_now {
+            break;
+        }
+        step = payload.len().max(GROWTH_STEP);
+    }
+    Ok(payload)
 }
 
 /// Validates the sizes in a complete header whose magic is already checked.
 fn parse_dims(header: &[u8], kind: Kind, path: &Path) -> Result<Dims> {
     let count = be_u32(header, 4);
-    match kind {
-        Kind::Labels => Ok(Dims {
-            count: count as usize,
-            rows: 1,
-            cols: 1,
-            payload_len: count as usize,
-        }),
-        Kind::Images => {
-            let (rows, cols) = (be_u32(header, 8), be_u32(header, 12));
-            let payload_len = u64::from(count)
-                .checked_mul(u64::from(rows))
-                .and_then(|n| n.checked_mul(u64::from(cols)))
-                .filter(|&n| n < isize::MAX as u64)
-                .and_then(|n| usize::try_from(n).ok());
-            match payload_len {
-                Some(payload_len) if rows > 0 && cols > 0 => Ok(Dims {
-                    count: count as usize,
-                    rows: rows as usize,
-                    cols: cols as usize,
-                    payload_len,
-                }),
-                _ => Err(DataError::BadDimensions {
-                    path: path.to_path_buf(),
-                    count,
-                    rows,
-                    cols,
-                }),
-            }
-        }
-    }
+    let (rows, cols) = match kind {
+        Kind::Labels => (1, 1),
+        Kind::Images => (be_u32(header, 8), be_u32(header, 12)),
+    };
+    let declared = u64::from(count)
+        .checked_mul(u64::from(rows))
+        .and_then(|n| n.checked_mul(u64::from(cols)));
+    let Some(declared_bytes) = declared.filter(|_| rows > 0 && cols > 0) else {
+        return Err(DataError::BadDimensions {
+            path: path.to_path_buf(),
+            count,
+            rows,
+            cols,
+        });
+    };
+    let payload_len = usize::try_from(declared_bytes)
+        .ok()
+        .filter(|_| declared_bytes <= MAX_IDX_BYTES)
+        .ok_or_else(|| DataError::TooLarge {
+            path: path.to_path_buf(),
+            declared_bytes,
+            max_bytes: MAX_IDX_BYTES,
+        })?;
+    Ok(Dims {
+        count: count as usize,
+        rows: rows as usize,
+        cols: cols as usize,
+        payload_len,
+    })
 }
 
 fn be_u32(bytes: &[u8], at: usize) -> u32 {
@@ -535,19 +632,204 @@ mod tests {
 
         // A lying header within range: reports truncation, reading only what is there.
         let mut liar = ten_images();
-        liar[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
-        let err = parse_images(&gzip(&liar), Path::new("liar.gz")).unwrap_err();
-        match err {
-            DataError::Truncated {
-                expected_bytes,
-                found_bytes,
-                ..
-            } => {
-                assert_eq!(expected_bytes, 16 + u64::from(u32::MAX) * 6);
-                assert_eq!(found_bytes, 76);
+        liar[4..8].copy_from_slice(&100_000_000u32.to_be_bytes());
+        for data in [liar.clone(), gzip(&liar)] {
+            let err = parse_images(&data, Path::new("liar.gz")).unwrap_err();
+            match err {
+                DataError::Truncated {
+                    expected_bytes,
+                    found_bytes,
+                    ..
+                } => {
+                    assert_eq!(expected_bytes, 16 + 600_000_000);
+                    assert_eq!(found_bytes, 76);
+                }
+                other => panic!("expected Truncated, got {other:?}"),
             }
-            other => panic!("expected Truncated, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn headers_declaring_more_than_max_idx_bytes_are_too_large() {
+        // 2^32 - 1 images of 28x28, as in a gzip bomb: refused from the header.
+        let mut bomb = encode_images(28, 28, &[0; 784 * 4]);
+        bomb[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        let declared = u64::from(u32::MAX) * 784;
+        for (name, data) in [("bomb-idx3-ubyte", bomb.clone()), ("bomb-idx3-ubyte.gz", gzip(&bomb))] {
+            let (_dir, path) = temp_file(name, &data);
+            let err = read_images(&path).unwrap_err();
+            assert!(
+                matches!(err, DataError::TooLarge { declared_bytes, max_bytes, .. }
+                    if declared_bytes == declared && max_bytes == MAX_IDX_BYTES),
+                "{err:?}"
+            );
+            let message = err.to_string();
+            for part in [name, &declared.to_string(), &MAX_IDX_BYTES.to_string()] {
+                assert!(message.contains(part), "{part} missing: {message}");
+            }
+        }
+        // Labels: one past the limit is too large, the limit itself is only short.
+        let mut labels = encode_labels(&[1, 2, 3]);
+        labels[4..8].copy_from_slice(&(MAX_IDX_BYTES as u32 + 1).to_be_bytes());
+        let err = parse_labels(&labels, Path::new("labels")).unwrap_err();
+        assert!(matches!(err, DataError::TooLarge { .. }), "{err:?}");
+        labels[4..8].copy_from_slice(&(MAX_IDX_BYTES as u32).to_be_bytes());
+        let err = parse_labels(&labels, Path::new("labels")).unwrap_err();
+        assert!(
+            matches!(err, DataError::Truncated { expected_bytes, found_bytes: 11, .. } if expected_bytes == 8 + MAX_IDX_BYTES),
+            "{err:?}"
+        );
+    }
+
+    /// A reader that counts the bytes taken from it.
+    struct Counting<'a> {
+        bytes: &'a [u8],
+        taken: usize,
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.bytes.read(buf)?;
+            self.taken += n;
+            Ok(n)
+        }
+    }
+
+    fn parse_images_with_len(bytes: &[u8], len: Option<u64>) -> Result<Vec<u8>> {
+        decode(bytes, Path::new("stated"), Kind::Images, len).map(|(_, pixels)| pixels)
+    }
+
+    #[test]
+    fn a_raw_file_of_the_wrong_length_fails_before_its_payload_is_read() {
+        let bytes = ten_images();
+        // The stored length says 40 bytes: truncated, found 40, nothing read past the header.
+        let mut source = Counting {
+            bytes: &bytes,
+            taken: 0,
+        };
+        let err = decode(&mut source, Path::new("short"), Kind::Images, Some(40)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::Truncated {
+                    expected_bytes: 76,
+                    found_bytes: 40,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(source.taken, 16);
+        // The stored length says 3 GB: trailing bytes, nothing read past the header.
+        let mut source = Counting {
+            bytes: &bytes,
+            taken: 0,
+        };
+        let err = decode(&mut source, Path::new("long"), Kind::Images, Some(3 << 30)).unwrap_err();
+        assert!(
+            matches!(err, DataError::TrailingBytes { expected_bytes: 76, .. }),
+            "{err:?}"
+        );
+        assert_eq!(source.taken, 16);
+        // A stated length shorter than the header is ignored: the data decides.
+        assert_eq!(parse_images_with_len(&bytes, Some(0)).unwrap().len(), 60);
+        let err = parse_images_with_len(&bytes[..50], Some(3)).unwrap_err();
+        assert!(matches!(err, DataError::Truncated { found_bytes: 50, .. }), "{err:?}");
+        // A sparse raw file is judged by its length alone.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse-idx3-ubyte");
+        let mut header = encode_images(28, 28, &[]);
+        header[4..8].copy_from_slice(&2_000_000u32.to_be_bytes());
+        std::fs::write(&path, &header).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(3 << 30)
+            .unwrap();
+        let err = read_images(&path).unwrap_err();
+        assert!(
+            matches!(err, DataError::TrailingBytes { expected_bytes, .. } if expected_bytes == 16 + 2_000_000 * 784),
+            "{err:?}"
+        );
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        let err = read_images(&path).unwrap_err();
+        assert!(
+            matches!(err, DataError::Truncated { found_bytes, .. } if found_bytes == 1 << 30),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_gzip_stream_too_small_for_its_header_is_counted_not_kept() {
+        // 1.5 GB declared, 4 MiB of zeros (a few kilobytes compressed) present.
+        let mut bytes = encode_labels(&[0; 4 << 20]);
+        bytes[4..8].copy_from_slice(&1_500_000_000u32.to_be_bytes());
+        let err = parse_labels(&gzip(&bytes), Path::new("bomb.gz")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::Truncated {
+                    expected_bytes: 1_500_000_008,
+                    found_bytes,
+                    ..
+                } if found_bytes == 8 + (4 << 20)
+            ),
+            "{err:?}"
+        );
+        // A damaged stream is still reported as such.
+        let mut bad_crc = gzip(&bytes);
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 1;
+        let err = parse_labels(&bad_crc, Path::new("bomb.gz")).unwrap_err();
+        assert!(matches!(err, DataError::CorruptGzip { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_payload_buffer_grows_only_with_the_bytes_read() {
+        // 10 bytes where a gigabyte is declared: one growth step at most.
+        let payload = read_payload(&mut &[7u8; 10][..], 1 << 30, GROWTH_STEP).unwrap();
+        assert_eq!(payload, [7; 10]);
+        assert!(payload.capacity() <= GROWTH_STEP, "{}", payload.capacity());
+        // 5 MiB: growth doubles with what has arrived.
+        let data = vec![1u8; 5 << 20];
+        let payload = read_payload(&mut &data[..], 1 << 30, GROWTH_STEP).unwrap();
+        assert_eq!(payload.len(), 5 << 20);
+        assert!(payload.capacity() <= 2 * (5 << 20), "{}", payload.capacity());
+        // The declared size is never exceeded, and a known size is reserved once.
+        let payload = read_payload(&mut &data[..], 3 << 20, GROWTH_STEP).unwrap();
+        assert_eq!((payload.len(), payload.capacity()), (3 << 20, 3 << 20));
+        let payload = read_payload(&mut &data[..], 5 << 20, 5 << 20).unwrap();
+        assert_eq!((payload.len(), payload.capacity()), (5 << 20, 5 << 20));
+        assert!(read_payload(&mut &data[..], 0, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn zero_padding_after_the_last_gzip_member_is_accepted() {
+        let bytes = ten_images();
+        let mut padded = gzip(&bytes[..30]);
+        padded.extend_from_slice(&gzip(&bytes[30..]));
+        // Padded to a whole tar record, as tape archives and some mirrors write.
+        padded.resize(10240, 0);
+        let (_dir, path) = temp_file("padded-idx3-ubyte.gz", &padded);
+        let images = read_images(&path).unwrap();
+        assert_eq!(images.pixels, (0..60).collect::<Vec<u8>>());
+        // Anything else after the zeros is still rejected, naming the file.
+        padded.push(1);
+        let (_dir, path) = temp_file("garbage-idx3-ubyte.gz", &padded);
+        let err = read_images(&path).unwrap_err();
+        assert!(matches!(err, DataError::CorruptGzip { .. }), "{err:?}");
+        assert_names(&err, "garbage-idx3-ubyte.gz");
+        // A raw file has an exact size: zeros after it are trailing bytes.
+        let mut raw = bytes.clone();
+        raw.extend_from_slice(&[0; 100]);
+        let err = parse_images(&raw, Path::new("raw")).unwrap_err();
+        assert!(matches!(err, DataError::TrailingBytes { .. }), "{err:?}");
     }
 
     #[test]

@@ -18,7 +18,10 @@
 //!
 //! - [`preprocess_digit`] brings any grayscale picture of a digit into
 //!   MNIST's form (28x28, ink bright on black, 20-pixel box, centred by
-//!   centre of mass), for predicting on one's own images.
+//!   centre of mass), for predicting on one's own images, and
+//!   [`load_digit_image`] does so for a PNG, JPEG or PNM file, refusing
+//!   files over [`MAX_IMAGE_FILE_BYTES`] and pictures over
+//!   [`MAX_IMAGE_PIXELS`] before decoding them.
 //! - [`read_csv`] (and [`parse_csv`] for bytes in memory) reads a tabular
 //!   data set: numeric feature columns and a target of class labels or
 //!   values, checked row by row against the header.
@@ -29,15 +32,19 @@
 //!   that yields files with the expected hashes.
 //!
 //! Every failure is a [`DataError`] whose message names the file and says
-//! what was expected and what was found.
+//! what was expected and what was found. No size declared in a file's header
+//! is allocated before it is checked against a limit ([`MAX_IDX_BYTES`],
+//! [`MAX_IMAGE_PIXELS`]) and, for IDX files, against what the file can hold.
 #![deny(missing_docs)]
 
 mod csv;
 mod dataset;
+mod digit_image;
 #[cfg(feature = "download")]
 mod download;
 mod error;
 mod examples;
+mod gzip;
 mod hash;
 mod idx;
 mod mnist;
@@ -45,6 +52,7 @@ mod preprocess;
 
 pub use csv::{CsvOptions, CsvTable, CsvTarget, MAX_CSV_BYTES, MAX_CSV_ROWS, TargetKind, parse_csv, read_csv};
 pub use dataset::{Dataset, pixel_to_f32};
+pub use digit_image::{MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, load_digit_image};
 #[cfg(feature = "download")]
 pub use download::{
     DatasetSpec, Event, FASHION_MNIST, Failure, Fetched, FileSpec, KnownDataset, MIRROR_ENV, MNIST, Options, Source,
@@ -54,8 +62,8 @@ pub use error::{DataError, Result};
 pub use examples::hash_dir;
 pub use hash::content_sha256;
 pub use idx::{
-    Encoding, IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, encode_images, encode_labels, parse_images,
-    parse_labels, read_images, read_labels, write_images, write_labels,
+    Encoding, IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, MAX_IDX_BYTES, encode_images, encode_labels,
+    parse_images, parse_labels, read_images, read_labels, write_images, write_labels,
 };
 pub use mnist::{
     FILES, MNIST_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, TrainTest, candidates, find_file,

@@ -3,8 +3,11 @@
 //! side is 20 pixels (aspect ratio kept, antialiased), and the result placed
 //! in a 28x28 frame so that its centre of mass lies at the frame's centre.
 //!
-//! [`preprocess_digit`] is a pure function of a luminance buffer; decoding
-//! image files is left to the caller (the CLI uses the `image` crate).
+//! [`preprocess_digit`] is a pure function of a luminance buffer;
+//! [`load_digit_image`](crate::load_digit_image) decodes an image file
+//! (within [`MAX_IMAGE_PIXELS`](crate::MAX_IMAGE_PIXELS)) and calls it.
+//! Besides the input it allocates one byte per input pixel (the ink map) and
+//! a few kilobytes.
 
 use crate::error::{DataError, Result};
 
@@ -101,15 +104,13 @@ pub fn preprocess_digit(width: usize, height: usize, luma: &[u8]) -> Result<Prep
     let ink_box = bounding_box(width, height, &ink);
     let (x0, y0, x1, y1) = ink_box;
     let (w, h) = (x1 - x0, y1 - y0);
-    let cropped: Vec<f32> = (y0..y1)
-        .flat_map(|y| ink[y * width + x0..y * width + x1].iter().map(|&v| f32::from(v)))
-        .collect();
     let (sw, sh) = if w >= h {
         (DIGIT_BOX, scaled_side(h, w))
     } else {
         (scaled_side(w, h), DIGIT_BOX)
     };
-    let scaled = resize(&cropped, w, h, sw, sh);
+    // The crop is read in place: no copy of the box is made.
+    let scaled = resize(&ink[y0 * width + x0..], width, w, h, sw, sh);
     let peak = scaled.iter().copied().fold(0.0f32, f32::max);
     let gain = if peak > 0.0 { 255.0 / peak } else { 0.0 };
     let scaled: Vec<u8> = scaled
@@ -170,26 +171,33 @@ fn bounding_box(width: usize, height: usize, ink: &[u8]) -> (usize, usize, usize
     (x0, y0, x1, y1)
 }
 
-/// Resamples a `w x h` image to `nw x nh`, separably, with a triangle filter
-/// whose support is one input pixel when enlarging (bilinear) and one output
-/// pixel's footprint when reducing (antialiased).
-fn resize(src: &[f32], w: usize, h: usize, nw: usize, nh: usize) -> Vec<f32> {
+/// Resamples the `w x h` image whose rows start `stride` bytes apart in `src`
+/// to `nw x nh`, separably, with a triangle filter whose support is one input
+/// pixel when enlarging (bilinear) and one output pixel's footprint when
+/// reducing (antialiased).
+///
+/// Each output row sums the horizontally filtered input rows under its
+/// vertical window, filtering them as it goes (an input row under two
+/// windows is filtered twice, identically), so besides the output only one
+/// filtered row of `nw` values is held, whatever the input's shape.
+fn resize(src: &[u8], stride: usize, w: usize, h: usize, nw: usize, nh: usize) -> Vec<f32> {
     let cols = weights(w, nw);
     let rows = weights(h, nh);
-    let mut tmp = vec![0.0f32; h * nw];
-    for y in 0..h {
-        for (x, (start, ws)) in cols.iter().enumerate() {
-            tmp[y * nw + x] = ws.iter().enumerate().map(|(k, wt)| wt * src[y * w + start + k]).sum();
-        }
-    }
+    let mut filtered = vec![0.0f32; nw];
     let mut out = vec![0.0f32; nh * nw];
-    for (y, (start, ws)) in rows.iter().enumerate() {
-        for x in 0..nw {
-            out[y * nw + x] = ws
-                .iter()
-                .enumerate()
-                .map(|(k, wt)| wt * tmp[(start + k) * nw + x])
-                .sum();
+    for (out_row, (start, ws)) in out.chunks_exact_mut(nw).zip(&rows) {
+        for (k, wt) in ws.iter().enumerate() {
+            let row = &src[(start + k) * stride..][..w];
+            for (f, (col_start, col_ws)) in filtered.iter_mut().zip(&cols) {
+                *f = col_ws
+                    .iter()
+                    .enumerate()
+                    .map(|(j, cw)| cw * f32::from(row[col_start + j]))
+                    .sum();
+            }
+            for (o, f) in out_row.iter_mut().zip(&filtered) {
+                *o += wt * f;
+            }
         }
     }
     out
@@ -367,6 +375,52 @@ mod tests {
         line[40..80].fill(255);
         let out = preprocess_digit(40, 3, &line).unwrap();
         assert_eq!(out.scaled, (20, 1));
+    }
+
+    /// The resampling as it was first written: crop copied to `f32`, then the
+    /// whole horizontally filtered image held at once.
+    fn resize_reference(src: &[f32], w: usize, h: usize, nw: usize, nh: usize) -> Vec<f32> {
+        let cols = weights(w, nw);
+        let rows = weights(h, nh);
+        let mut tmp = vec![0.0f32; h * nw];
+        for y in 0..h {
+            for (x, (start, ws)) in cols.iter().enumerate() {
+                tmp[y * nw + x] = ws.iter().enumerate().map(|(k, wt)| wt * src[y * w + start + k]).sum();
+            }
+        }
+        let mut out = vec![0.0f32; nh * nw];
+        for (y, (start, ws)) in rows.iter().enumerate() {
+            for x in 0..nw {
+                out[y * nw + x] = ws
+                    .iter()
+                    .enumerate()
+                    .map(|(k, wt)| wt * tmp[(start + k) * nw + x])
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn resizing_in_place_gives_exactly_the_reference_values() {
+        let mut rng = backprop_tensor::Rng::seed_from_u64(7);
+        for _ in 0..200 {
+            let (width, height) = (1 + rng.below(90) as usize, 1 + rng.below(90) as usize);
+            let img: Vec<u8> = (0..width * height).map(|_| rng.next_u64() as u8).collect();
+            let (x0, y0) = (rng.below(width as u64) as usize, rng.below(height as u64) as usize);
+            let w = 1 + rng.below((width - x0) as u64) as usize;
+            let h = 1 + rng.below((height - y0) as u64) as usize;
+            let (nw, nh) = (1 + rng.below(25) as usize, 1 + rng.below(25) as usize);
+            let cropped: Vec<f32> = (y0..y0 + h)
+                .flat_map(|y| img[y * width + x0..y * width + x0 + w].iter().map(|&v| f32::from(v)))
+                .collect();
+            let expected = resize_reference(&cropped, w, h, nw, nh);
+            let found = resize(&img[y0 * width + x0..], width, w, h, nw, nh);
+            assert_eq!(
+                found, expected,
+                "{width}x{height}, box {w}x{h} at ({x0}, {y0}) to {nw}x{nh}"
+            );
+        }
     }
 
     #[test]
