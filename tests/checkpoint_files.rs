@@ -2,10 +2,9 @@
 //! checkpoint: each is refused with an error naming the problem, and no
 //! input, random or mutated, panics the loader.
 
-use backprop_nn::{
-    CHECKPOINT_HEADER_LEN, Checkpoint, DatasetFile, EpochRecord, NnError, TrainConfig, Trainer, evaluate,
-};
-use backprop_tests::Synthetic;
+use backprop_nn::checkpoint::record::DataRecord;
+use backprop_nn::{CHECKPOINT_HEADER_LEN, Checkpoint, NnError, TrainConfig, Trainer, evaluate};
+use backprop_tests::{Synthetic, epoch_record};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -23,12 +22,15 @@ fn real_bytes() -> &'static [u8] {
             batch_size: 50,
             learning_rate: 0.1,
             seed: 3,
+            ..TrainConfig::default()
         };
         let mut trainer = Trainer::new(config, data.train.len()).unwrap();
-        let stats = trainer.train_epoch(&data.train, |_, _| {}).unwrap();
+        let stats = trainer.train_epoch(&data.train, |_, _, _| {}).unwrap();
         let eval = evaluate(trainer.model(), &data.test).unwrap();
-        let history = vec![EpochRecord::new(&stats, &eval)];
-        let dataset = DatasetFile::hash_dir(dir.path()).unwrap();
+        let history = vec![epoch_record(&stats, &eval)];
+        let dataset = DataRecord::Idx {
+            files: backprop_data::hash_dir(dir.path()).unwrap(),
+        };
         let path = dir.path().join("real.ckpt");
         Checkpoint::from_trainer(&trainer, history, dataset)
             .save(&path)
@@ -77,7 +79,7 @@ fn with_crc_fixed(mut bytes: Vec<u8>) -> Vec<u8> {
 fn the_real_checkpoint_loads() {
     let (_dir, _path, result) = load(real_bytes());
     let c = result.unwrap();
-    assert_eq!((c.epoch, c.architecture.sizes.as_slice()), (1, &[64, 12, 10][..]));
+    assert_eq!((c.epoch(), c.sizes().as_slice()), (1, &[64, 12, 10][..]));
 }
 
 #[test]
@@ -147,15 +149,19 @@ fn trailing_bytes_and_a_wrong_length_are_corrupt() {
 
 #[test]
 fn another_format_version_names_both_versions() {
-    for version in [0u32, 2, 7, u32::MAX] {
+    for version in [0u32, 3, 7, u32::MAX] {
         let mut bytes = real_bytes().to_vec();
         bytes[8..12].copy_from_slice(&version.to_le_bytes());
-        let err = rejected(&bytes, &[&format!("version {version}"), "version 1"]);
+        let err = rejected(&bytes, &[&format!("version {version}"), "versions 1 to 2"]);
         assert!(
-            matches!(err, NnError::CheckpointVersion { found, supported: 1, .. } if found == version),
+            matches!(err, NnError::CheckpointVersion { found, supported: 2, .. } if found == version),
             "{err:?}"
         );
     }
+    // A format-2 payload behind a format-1 header does not pass for one.
+    let mut bytes = real_bytes().to_vec();
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    assert!(Checkpoint::from_bytes(&bytes, Path::new("m")).is_err());
 }
 
 #[test]

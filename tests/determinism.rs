@@ -13,10 +13,11 @@ fn train(seed: u64) -> Vec<u8> {
         batch_size: 32,
         learning_rate: 0.1,
         seed,
+        ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(config, data.train.len()).unwrap();
     while !trainer.is_done() {
-        trainer.train_epoch(&data.train, |_, _| {}).unwrap();
+        trainer.train_epoch(&data.train, |_, _, _| {}).unwrap();
     }
     weight_bytes(trainer.model())
 }

@@ -3,8 +3,9 @@
 //! same model and metadata.
 
 use backprop_data::TrainTest;
-use backprop_nn::{Checkpoint, DatasetFile, EpochRecord, TrainConfig, Trainer, evaluate};
-use backprop_tests::{Synthetic, weight_bytes};
+use backprop_nn::checkpoint::record::{DataRecord, EpochRecord};
+use backprop_nn::{Checkpoint, TrainConfig, TrainState, Trainer, evaluate};
+use backprop_tests::{Synthetic, epoch_record, weight_bytes};
 
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {
@@ -14,15 +15,16 @@ fn config(epochs: usize) -> TrainConfig {
         batch_size: 32,
         learning_rate: 0.1,
         seed: 11,
+        ..TrainConfig::default()
     }
 }
 
 /// Trains until `trainer` is done, recording each epoch.
 fn train(trainer: &mut Trainer, data: &TrainTest, history: &mut Vec<EpochRecord>) {
     while !trainer.is_done() {
-        let stats = trainer.train_epoch(&data.train, |_, _| {}).unwrap();
+        let stats = trainer.train_epoch(&data.train, |_, _, _| {}).unwrap();
         let eval = evaluate(trainer.model(), &data.test).unwrap();
-        history.push(EpochRecord::new(&stats, &eval));
+        history.push(epoch_record(&stats, &eval));
     }
 }
 
@@ -31,7 +33,9 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     Synthetic::default().write_dir(dir.path(), true);
     let data = backprop_data::load_dir(dir.path()).unwrap();
-    let dataset = DatasetFile::hash_dir(dir.path()).unwrap();
+    let dataset = DataRecord::Idx {
+        files: backprop_data::hash_dir(dir.path()).unwrap(),
+    };
 
     let mut straight = Trainer::new(config(4), data.train.len()).unwrap();
     let mut straight_history = Vec::new();
@@ -47,7 +51,7 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     drop(first);
 
     let checkpoint = Checkpoint::load(&path).unwrap();
-    assert_eq!((checkpoint.epoch, checkpoint.config.epochs), (2, 2));
+    assert_eq!((checkpoint.epoch(), checkpoint.train_config().unwrap().epochs), (2, 2));
     let mut history = checkpoint.history.clone();
     let mut resumed = checkpoint.into_trainer(data.train.len()).unwrap();
     resumed.set_epochs(4);
@@ -56,22 +60,24 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     assert_eq!(weight_bytes(resumed.model()), weight_bytes(straight.model()));
     assert_eq!(resumed.step(), straight.step());
     assert_eq!(resumed.step(), 4 * 19);
-    assert_eq!(resumed.shuffle_rng().state(), straight.shuffle_rng().state());
+    assert_eq!(
+        resumed.state().shuffle_rng.state(),
+        straight.state().shuffle_rng.state()
+    );
     // The losses seen along the way agree bit for bit too (times do not).
-    let losses = |h: &[EpochRecord]| {
-        h.iter()
-            .map(|r| (r.epoch, r.train_loss, r.test_loss))
-            .collect::<Vec<_>>()
-    };
+    let losses = |h: &[EpochRecord]| h.iter().map(|r| (r.epoch, r.train_loss, r.test)).collect::<Vec<_>>();
     assert_eq!(losses(&history), losses(&straight_history));
 
     // A resume that skipped the checkpoint's shuffle state would diverge.
     let mut fresh_rng = Trainer::resume(
         config(4),
         Checkpoint::load(&path).unwrap().model().unwrap(),
-        backprop_tensor::Rng::seed_from_u64(0),
-        2,
-        2 * 19,
+        TrainState {
+            epoch: 2,
+            step: 2 * 19,
+            shuffle_rng: backprop_tensor::Rng::seed_from_u64(0),
+            optimizer: Default::default(),
+        },
         data.train.len(),
     )
     .unwrap();
@@ -86,19 +92,25 @@ fn save_then_load_gives_the_same_model_and_metadata() {
     let data = backprop_data::load_dir(dir.path()).unwrap();
     let mut trainer = Trainer::new(config(3), data.train.len()).unwrap();
     let mut history = Vec::new();
-    trainer.train_epoch(&data.train, |_, _| {}).unwrap();
+    trainer.train_epoch(&data.train, |_, _, _| {}).unwrap();
     let eval = evaluate(trainer.model(), &data.test).unwrap();
-    history.push(EpochRecord::new(
+    history.push(epoch_record(
         &backprop_nn::EpochStats {
             epoch: 1,
             train_loss: 0.5,
+            learning_rate: 0.1,
             seconds: 0.25,
         },
         &eval,
     ));
-    let dataset = DatasetFile::hash_dir(dir.path()).unwrap();
-    assert_eq!(dataset.len(), 4);
-    assert_eq!(dataset[0].name, "train-images-idx3-ubyte");
+    let dataset = DataRecord::Idx {
+        files: backprop_data::hash_dir(dir.path()).unwrap(),
+    };
+    let DataRecord::Idx { files } = &dataset else {
+        panic!("IDX")
+    };
+    assert_eq!(files.len(), 4);
+    assert_eq!(files[0].name, "train-images-idx3-ubyte");
     let saved = Checkpoint::from_trainer(&trainer, history, dataset);
     let path = dir.path().join("model.ckpt");
     saved.save(&path).unwrap();
@@ -108,10 +120,13 @@ fn save_then_load_gives_the_same_model_and_metadata() {
     assert_eq!(weight_bytes(&loaded.model().unwrap()), weight_bytes(trainer.model()));
     assert_eq!(loaded.parameters_sha256(), saved.parameters_sha256());
     assert_eq!(loaded.n_parameters(), trainer.model().n_parameters());
-    assert_eq!(loaded.config, config(3));
-    assert_eq!((loaded.epoch, loaded.step), (1, 19));
+    let mut expected = config(3);
+    expected.init = Some(backprop_nn::Init::HeNormal);
+    assert_eq!(loaded.train_config().unwrap(), expected);
+    let t = loaded.training.as_ref().unwrap();
+    assert_eq!((t.epoch, t.step), (1, 19));
     assert_eq!(loaded.crate_version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(loaded.history[0].test_accuracy, eval.accuracy);
+    assert_eq!(loaded.history[0].test.unwrap().accuracy, eval.accuracy());
     // Saving again over the file replaces it; nothing else is left in the
     // directory besides the data.
     saved.save(&path).unwrap();
@@ -121,4 +136,67 @@ fn save_then_load_gives_the_same_model_and_metadata() {
         .filter(|n| n.contains("ckpt"))
         .collect();
     assert_eq!(extra, ["model.ckpt"]);
+}
+
+/// Every optimiser resumes exactly: 2 epochs, a checkpoint, 2 more equal 4
+/// in one go, byte for byte (the optimiser's state travels in the file).
+#[test]
+fn every_optimizer_resumes_bit_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    for name in ["sgd", "momentum", "nesterov", "adam", "adamw"] {
+        let config = |epochs| TrainConfig {
+            optimizer: backprop_nn::OptimizerConfig::from_name(name).unwrap(),
+            learning_rate: 0.01,
+            ..config(epochs)
+        };
+        let mut straight = Trainer::new(config(4), data.train.len()).unwrap();
+        train(&mut straight, &data, &mut Vec::new());
+        let mut first = Trainer::new(config(2), data.train.len()).unwrap();
+        train(&mut first, &data, &mut Vec::new());
+        let path = dir.path().join(format!("{name}.ckpt"));
+        Checkpoint::from_trainer(&first, Vec::new(), DataRecord::Unknown)
+            .save(&path)
+            .unwrap();
+        let mut resumed = Checkpoint::load(&path).unwrap().into_trainer(data.train.len()).unwrap();
+        resumed.set_epochs(4);
+        train(&mut resumed, &data, &mut Vec::new());
+        assert!(
+            weight_bytes(resumed.model()) == weight_bytes(straight.model()),
+            "{name}"
+        );
+        assert_eq!(resumed.optimizer().state(), straight.optimizer().state(), "{name}");
+    }
+}
+
+/// The format-1 checkpoint written by backprop 0.1.0 (tests/fixtures/format1)
+/// loads, evaluates to what that build reported, and resumes to the weights
+/// that build reached.
+#[test]
+fn a_format_1_checkpoint_loads_evaluates_and_resumes() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/format1");
+    let data = backprop_data::load_dir(&fixture.join("data")).unwrap();
+    let checkpoint = Checkpoint::load(&fixture.join("model.ckpt")).unwrap();
+    assert_eq!(
+        checkpoint.parameters_sha256(),
+        "76c6a9d387a4a7521c7d9e5b5c10022faf588619bec8467dced40bd310195362"
+    );
+    assert_eq!(checkpoint.epoch(), 2);
+    let eval = evaluate(&checkpoint.model().unwrap(), &data.test).unwrap();
+    assert_eq!((eval.correct(), eval.n), (Some(200), 200));
+    assert_eq!(eval.loss, 0.7153395414352417);
+    let DataRecord::Idx { files } = &checkpoint.data else {
+        panic!("IDX data")
+    };
+    assert_eq!(files, &backprop_data::hash_dir(&fixture.join("data")).unwrap());
+    let mut resumed = checkpoint.into_trainer(data.train.len()).unwrap();
+    resumed.set_epochs(3);
+    train(&mut resumed, &data, &mut Vec::new());
+    assert_eq!(resumed.step(), 57);
+    let after = Checkpoint::from_trainer(&resumed, Vec::new(), DataRecord::Unknown);
+    assert_eq!(
+        after.parameters_sha256(),
+        "84aa7768f585e24107adbd1d43270c183e60055427e8b9487abdadad04aec837"
+    );
 }

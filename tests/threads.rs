@@ -1,10 +1,15 @@
 //! The number of threads does not change the result: one, two and three
 //! threads train bit-identical weights.
 
-use backprop_nn::{Mlp, TrainConfig, Trainer};
+use backprop_nn::{Activation, Examples, Features, Loss, Mlp, OptimizerConfig, Targets, TrainConfig, Trainer};
 use backprop_tests::{Synthetic, weight_bytes};
+use ndarray::Array2;
 
 fn train(sizes: Vec<usize>, side: usize, ink: f64, threads: usize) -> Vec<u8> {
+    train_with(sizes, side, ink, threads, OptimizerConfig::default())
+}
+
+fn train_with(sizes: Vec<usize>, side: usize, ink: f64, threads: usize, optimizer: OptimizerConfig) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     Synthetic {
         side,
@@ -18,15 +23,62 @@ fn train(sizes: Vec<usize>, side: usize, ink: f64, threads: usize) -> Vec<u8> {
         sizes,
         epochs: 2,
         batch_size: 50,
-        learning_rate: 0.1,
+        learning_rate: 0.01,
         seed: 9,
+        optimizer,
+        ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, data.train.len()).unwrap();
+    run(config, &data.train, threads)
+}
+
+fn run(config: TrainConfig, data: &dyn Examples, threads: usize) -> Vec<u8> {
+    let mut trainer = Trainer::new(config, data.len()).unwrap();
     trainer.set_threads(threads);
     while !trainer.is_done() {
-        trainer.train_epoch(&data.train, |_, _| {}).unwrap();
+        trainer.train_epoch(data, |_, _, _| {}).unwrap();
     }
     weight_bytes(trainer.model())
+}
+
+/// Every optimiser, on both paths: 1, 2 and 3 threads give the same bits.
+#[test]
+fn every_optimizer_gives_the_same_weights_on_any_thread_count() {
+    for name in ["momentum", "nesterov", "adam", "adamw"] {
+        let optimizer = OptimizerConfig::from_name(name).unwrap();
+        for (sizes, side, ink) in [(vec![256, 64, 10], 16, 0.25), (vec![36, 40, 20, 10], 6, 1.0)] {
+            let one = train_with(sizes.clone(), side, ink, 1, optimizer);
+            for threads in [2, 3] {
+                assert!(
+                    one == train_with(sizes.clone(), side, ink, threads, optimizer),
+                    "{name}, {sizes:?}, {threads} threads"
+                );
+            }
+        }
+    }
+}
+
+/// Regression with every activation, MSE and AdamW: thread count changes
+/// nothing.
+#[test]
+fn regression_with_every_activation_does_not_depend_on_threads() {
+    let x = Array2::from_shape_fn((300, 24), |(i, j)| ((i * 24 + j) as f32 * 0.11).cos());
+    let y = Array2::from_shape_fn((300, 3), |(i, j)| x[[i, j]] - 0.5 * x[[i, j + 5]]);
+    let data = Features::regression(x, y).unwrap();
+    for activation in Activation::ALL {
+        let config = TrainConfig {
+            sizes: vec![24, 40, 20, 3],
+            activation,
+            loss: Loss::MeanSquaredError,
+            optimizer: OptimizerConfig::ADAMW,
+            learning_rate: 0.01,
+            batch_size: 50,
+            epochs: 2,
+            ..TrainConfig::default()
+        };
+        let one = run(config.clone(), &data, 1);
+        assert!(one == run(config.clone(), &data, 2), "{activation}");
+        assert!(one == run(config, &data, 3), "{activation}");
+    }
 }
 
 #[test]
@@ -67,7 +119,10 @@ fn evaluation_does_not_depend_on_threads() {
             &Arc::new(ThreadPool::new(threads)),
             &model,
             &data.test,
-            |first, logits, labels| {
+            |first, logits, targets| {
+                let Targets::Classes(labels) = targets else {
+                    panic!("classes")
+                };
                 seen.push((
                     first,
                     logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),

@@ -3,6 +3,7 @@
 //! any network or large files.
 #![deny(missing_docs)]
 
+use backprop_nn::checkpoint::record::{EpochRecord, MetricsRecord};
 use backprop_tensor::Rng;
 use flate2::{Compression, write::GzEncoder};
 use std::io::Write;
@@ -153,4 +154,21 @@ pub fn weight_bytes(model: &backprop_nn::Mlp) -> Vec<u8> {
         .flat_map(|l| l.w.iter().chain(&l.b))
         .flat_map(|x| x.to_le_bytes())
         .collect()
+}
+
+/// The history record of an epoch from its statistics and the test
+/// evaluation that followed it.
+pub fn epoch_record(stats: &backprop_nn::EpochStats, eval: &backprop_nn::Evaluation) -> EpochRecord {
+    EpochRecord {
+        epoch: stats.epoch as u64,
+        train_loss: stats.train_loss,
+        learning_rate: stats.learning_rate,
+        seconds: stats.seconds,
+        validation: None,
+        test: Some(MetricsRecord {
+            loss: eval.loss,
+            accuracy: eval.accuracy(),
+            r2: eval.r2(),
+        }),
+    }
 }

@@ -88,7 +88,10 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
     };
     let checkpoint = Checkpoint::load(resume).context("cannot resume")?;
     let Some(config) = checkpoint.train_config() else {
-        bail!("{} holds a model without its training run; it cannot be resumed", resume.display());
+        bail!(
+            "{} holds a model without its training run; it cannot be resumed",
+            resume.display()
+        );
     };
     check_flags(args, &config, resume)?;
     if save_path.is_some() {

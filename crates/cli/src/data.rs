@@ -61,14 +61,24 @@ impl Data {
     ) -> Result<Data> {
         if !is_csv(data) {
             if target.is_some() || test.is_some() || standardize {
-                bail!("--target, --test and --standardize are for CSV data; {} is not a .csv file", data.display());
+                bail!(
+                    "--target, --test and --standardize are for CSV data; {} is not a .csv file",
+                    data.display()
+                );
             }
             return Ok(Data::Idx(backprop_data::load_dir(data)?));
         }
         let Some(target) = target else {
-            bail!("{} is a CSV file: give --target COLUMN, the column to predict", data.display());
+            bail!(
+                "{} is a CSV file: give --target COLUMN, the column to predict",
+                data.display()
+            );
         };
-        let kind = if classes { TargetKind::Classes } else { TargetKind::Values };
+        let kind = if classes {
+            TargetKind::Classes
+        } else {
+            TargetKind::Values
+        };
         let table = backprop_data::read_csv(data, &CsvOptions::new(target, kind))?;
         let (train_table, test_table) = match test {
             Some(path) => {
@@ -80,7 +90,9 @@ impl Data {
         let all = train_table.to_features()?;
         let (mut train, mut test_features) = match &test_table {
             Some(t) => (all, t.to_features()?),
-            None => holdout(&all, seed).with_context(|| format!("cannot hold out a test set from {}", data.display()))?,
+            None => {
+                holdout(&all, seed).with_context(|| format!("cannot hold out a test set from {}", data.display()))?
+            }
         };
         let normalization = standardize.then(|| {
             let (mean, scale) = train.column_stats();
@@ -111,7 +123,8 @@ impl Data {
     pub(crate) fn record(&self, dir: &Path) -> Result<DataRecord> {
         match self {
             Data::Idx(_) => Ok(DataRecord::Idx {
-                files: backprop_data::hash_dir(dir).with_context(|| format!("cannot hash the data in {}", dir.display()))?,
+                files: backprop_data::hash_dir(dir)
+                    .with_context(|| format!("cannot hash the data in {}", dir.display()))?,
             }),
             Data::Csv(d) => Ok(d.record.clone()),
         }
@@ -143,9 +156,16 @@ fn file_record(path: &Path) -> Result<DataFileRecord> {
 /// feature columns, its class names, and its standardisation applied.
 pub(crate) fn load_csv_for(checkpoint: &backprop_nn::Checkpoint, path: &Path) -> Result<(CsvTable, Features)> {
     let DataRecord::Csv { target, features, .. } = &checkpoint.data else {
-        bail!("the model was not trained on a CSV table, so {} cannot be matched to its inputs", path.display());
+        bail!(
+            "the model was not trained on a CSV table, so {} cannot be matched to its inputs",
+            path.display()
+        );
     };
-    let kind = if checkpoint.loss().is_classification() { TargetKind::Classes } else { TargetKind::Values };
+    let kind = if checkpoint.loss().is_classification() {
+        TargetKind::Classes
+    } else {
+        TargetKind::Values
+    };
     let options = CsvOptions {
         target,
         kind,

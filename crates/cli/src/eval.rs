@@ -3,9 +3,9 @@
 //! most confidently wrong test images.
 
 use crate::args::EvalArgs;
+use crate::data::{is_csv, load_csv_for};
 use crate::export::write_atomic;
 use anyhow::{Context, Result};
-use crate::data::{is_csv, load_csv_for};
 use backprop_nn::{Checkpoint, Examples, Metrics, Mlp, Targets, evaluate_with};
 use serde::Serialize;
 use std::path::Path;
@@ -192,10 +192,18 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
 }
 
 fn regression(args: &EvalArgs, model: &Mlp, test: &dyn Examples) -> Result<()> {
-    let eval = evaluate_with(model, test, |_, _, _| {})
-        .with_context(|| format!("{} does not fit the data in {}", args.model.display(), args.data.display()))?;
+    let eval = evaluate_with(model, test, |_, _, _| {}).with_context(|| {
+        format!(
+            "{} does not fit the data in {}",
+            args.model.display(),
+            args.data.display()
+        )
+    })?;
     let Metrics::Regression { mse, r2 } = eval.metrics else {
-        anyhow::bail!("{}: the data has class labels, but the model was trained for values", args.data.display());
+        anyhow::bail!(
+            "{}: the data has class labels, but the model was trained for values",
+            args.data.display()
+        );
     };
     let report = RegressionReport {
         model: args.model.display().to_string(),

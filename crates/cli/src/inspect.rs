@@ -9,7 +9,10 @@ use serde_json::json;
 pub(crate) fn run(args: InspectArgs) -> Result<()> {
     let c = Checkpoint::load(&args.model)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report(&c, &args.model.display().to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report(&c, &args.model.display().to_string()))?
+        );
     } else {
         print!("{}", text(&c, &args.model.display().to_string()));
     }
@@ -145,7 +148,11 @@ fn text(c: &Checkpoint, path: &str) -> String {
                 t.seed,
                 t.resolved_init()
             );
-            let _ = writeln!(out, "progress        epoch {} of {}, step {}", r.epoch, t.epochs, r.step);
+            let _ = writeln!(
+                out,
+                "progress        epoch {} of {}, step {}",
+                r.epoch, t.epochs, r.step
+            );
         }
         _ => {
             let _ = writeln!(out, "training        (a model alone: no training run to resume)");
@@ -162,7 +169,13 @@ fn text(c: &Checkpoint, path: &str) -> String {
         );
         for h in &c.history {
             let loss = h.test.map_or_else(|| "-".to_owned(), |m| format!("{:.4}", m.loss));
-            let measure = h.test.and_then(|m| if classify { m.accuracy.map(|a| format!("{:.2}%", 100.0 * a)) } else { m.r2.map(|r| format!("{r:.4}")) });
+            let measure = h.test.and_then(|m| {
+                if classify {
+                    m.accuracy.map(|a| format!("{:.2}%", 100.0 * a))
+                } else {
+                    m.r2.map(|r| format!("{r:.4}"))
+                }
+            });
             let _ = writeln!(
                 out,
                 "                {:>5}  {:>10.4}  {loss:>9}  {:>13}  {:>13}  {:>7.2}",
@@ -190,7 +203,11 @@ fn text(c: &Checkpoint, path: &str) -> String {
             target,
             features,
         } => {
-            let _ = writeln!(out, "dataset         CSV, target {target:?}, features {}", features.join(", "));
+            let _ = writeln!(
+                out,
+                "dataset         CSV, target {target:?}, features {}",
+                features.join(", ")
+            );
             let _ = writeln!(out, "                {:<26} {}", train.name, train.sha256);
             if let Some(t) = test {
                 let _ = writeln!(out, "                {:<26} {}", t.name, t.sha256);

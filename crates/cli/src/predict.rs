@@ -243,19 +243,29 @@ struct RowPrediction {
 fn predict_csv(model_path: &Path, csv_path: &Path, json: bool) -> Result<()> {
     let checkpoint = backprop_nn::Checkpoint::load(model_path)?;
     let backprop_nn::checkpoint::record::DataRecord::Csv { features, .. } = &checkpoint.data else {
-        bail!("{} was not trained on a CSV table; --csv needs such a model", model_path.display());
+        bail!(
+            "{} was not trained on a CSV table; --csv needs such a model",
+            model_path.display()
+        );
     };
     let model = checkpoint.model()?;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(csv_path)
         .with_context(|| format!("cannot read {}", csv_path.display()))?;
-    let header = reader.headers().with_context(|| format!("{}: cannot read the header", csv_path.display()))?.clone();
+    let header = reader
+        .headers()
+        .with_context(|| format!("{}: cannot read the header", csv_path.display()))?
+        .clone();
     let columns = features
         .iter()
         .map(|name| {
             header.iter().position(|h| h == name).with_context(|| {
-                format!("{}: no column {name:?}; the model needs {}", csv_path.display(), features.join(", "))
+                format!(
+                    "{}: no column {name:?}; the model needs {}",
+                    csv_path.display(),
+                    features.join(", ")
+                )
             })
         })
         .collect::<Result<Vec<usize>>>()?;
@@ -266,11 +276,12 @@ fn predict_csv(model_path: &Path, csv_path: &Path, json: bool) -> Result<()> {
         let line = record.position().map_or(0, |p| p.line());
         for (&c, name) in columns.iter().zip(features) {
             let cell = record.get(c).unwrap_or("");
-            let value: f32 = cell
-                .parse()
-                .ok()
-                .filter(|v: &f32| v.is_finite())
-                .with_context(|| format!("{}: line {line}, column {name}: {cell:?} is not a number", csv_path.display()))?;
+            let value: f32 = cell.parse().ok().filter(|v: &f32| v.is_finite()).with_context(|| {
+                format!(
+                    "{}: line {line}, column {name}: {cell:?} is not a number",
+                    csv_path.display()
+                )
+            })?;
             rows.push(value);
         }
         lines.push(line);
@@ -284,7 +295,11 @@ fn predict_csv(model_path: &Path, csv_path: &Path, json: bool) -> Result<()> {
         }
     }
     let classify = checkpoint.loss().is_classification();
-    let outputs = if classify { model.predict_proba(x.view()) } else { model.predict_outputs(x.view()) };
+    let outputs = if classify {
+        model.predict_proba(x.view())
+    } else {
+        model.predict_outputs(x.view())
+    };
     for (line, out) in lines.into_iter().zip(outputs.rows()) {
         let values: Vec<f64> = out.iter().map(|&v| f64::from(v)).collect();
         let predicted = classify.then(|| argmax(&values));
@@ -299,7 +314,11 @@ fn predict_csv(model_path: &Path, csv_path: &Path, json: bool) -> Result<()> {
             println!("{}", serde_json::to_string(&row)?);
         } else if let Some(p) = row.predicted {
             let name = row.class.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
-            println!("line {:>5}: class {p}{name}, probability {:.2}%", row.line, 100.0 * row.outputs[p]);
+            println!(
+                "line {:>5}: class {p}{name}, probability {:.2}%",
+                row.line,
+                100.0 * row.outputs[p]
+            );
         } else {
             let shown: Vec<String> = row.outputs.iter().map(|v| format!("{v:.6}")).collect();
             println!("line {:>5}: {}", row.line, shown.join(", "));

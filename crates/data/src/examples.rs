@@ -61,11 +61,9 @@ impl CsvTable {
         let x = Array2::from_shape_vec((self.n_rows(), self.n_features()), self.features.clone())
             .map_err(|e| self.table_error(e.to_string()))?;
         match &self.target {
-            CsvTarget::Classes { labels, names } => Features::classification(
-                x,
-                labels.iter().map(|&l| l as usize).collect(),
-                names.len().max(2),
-            ),
+            CsvTarget::Classes { labels, names } => {
+                Features::classification(x, labels.iter().map(|&l| l as usize).collect(), names.len().max(2))
+            }
             CsvTarget::Values(values) => {
                 let y = Array2::from_shape_vec((values.len(), 1), values.clone())
                     .map_err(|e| self.table_error(e.to_string()))?;

@@ -184,10 +184,9 @@ impl FromStr for Activation {
                 _ => Err(format!("leaky-relu slope must be a finite number, got {slope:?}")),
             };
         }
-        Activation::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| format!("unknown activation {s:?}; expected one of relu, leaky-relu[:SLOPE], tanh, sigmoid, gelu, identity"))
+        Activation::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            format!("unknown activation {s:?}; expected one of relu, leaky-relu[:SLOPE], tanh, sigmoid, gelu, identity")
+        })
     }
 }
 
@@ -199,7 +198,10 @@ mod tests {
     /// f64 around points away from kinks.
     #[test]
     fn derivatives_match_central_differences() {
-        for act in Activation::ALL.into_iter().chain([Activation::LeakyRelu { slope: 0.2 }]) {
+        for act in Activation::ALL
+            .into_iter()
+            .chain([Activation::LeakyRelu { slope: 0.2 }])
+        {
             for &z in &[-3.1f32, -0.7, -0.05, 0.05, 0.4, 1.3, 2.9] {
                 let h = 1e-3f32;
                 let numeric = (f64::from(act.apply(z + h)) - f64::from(act.apply(z - h))) / (2.0 * f64::from(h));
@@ -226,10 +228,18 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for act in Activation::ALL.into_iter().chain([Activation::LeakyRelu { slope: 0.3 }]) {
+        for act in Activation::ALL
+            .into_iter()
+            .chain([Activation::LeakyRelu { slope: 0.3 }])
+        {
             assert_eq!(act.to_string().parse::<Activation>().unwrap(), act);
         }
-        assert!("softplus".parse::<Activation>().unwrap_err().contains("unknown activation"));
+        assert!(
+            "softplus"
+                .parse::<Activation>()
+                .unwrap_err()
+                .contains("unknown activation")
+        );
         assert!("leaky-relu:x".parse::<Activation>().is_err());
     }
 }

@@ -147,7 +147,11 @@ mod tests {
             for (g, want) in [2.0f32, -1.0].into_iter().zip(want) {
                 grads.db[0].fill(g);
                 opt.step(&ThreadPool::new(1), &mut model, &grads);
-                assert!((model.layers()[0].b[0] - want).abs() < 1e-6, "{decoupled}: {}", model.layers()[0].b[0]);
+                assert!(
+                    (model.layers()[0].b[0] - want).abs() < 1e-6,
+                    "{decoupled}: {}",
+                    model.layers()[0].b[0]
+                );
             }
         }
     }

@@ -51,10 +51,16 @@ pub fn write_atomic(
     match fs::metadata(&target) {
         Ok(meta) if !meta.is_file() => {
             if special == Special::WriteDirectly && !meta.is_dir() {
-                let mut file = File::options().write(true).open(&target).map_err(|e| (target.clone(), e))?;
+                let mut file = File::options()
+                    .write(true)
+                    .open(&target)
+                    .map_err(|e| (target.clone(), e))?;
                 return write(&mut file).and_then(|()| file.flush()).map_err(|e| (target, e));
             }
-            return Err((target, refuse("exists and is not a regular file; refusing to replace it")));
+            return Err((
+                target,
+                refuse("exists and is not a regular file; refusing to replace it"),
+            ));
         }
         Ok(meta) if meta.permissions().readonly() => {
             return Err((target, refuse("is read-only; refusing to replace it")));
@@ -236,7 +242,10 @@ mod tests {
         assert!(err.1.to_string().contains("does not decode"));
         assert_eq!(fs::read(&path).unwrap(), b"old");
         assert!(!stale.exists(), "the dead process's temporary file is removed");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![OsString::from("m.ckpt")]);
     }
 }

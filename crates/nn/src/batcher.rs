@@ -115,7 +115,9 @@ impl Batcher {
     #[track_caller]
     pub fn batch<'a>(&'a mut self, data: &dyn Examples, i: usize, sparse: bool) -> (Input<'a>, Targets<'a>) {
         assert!(
-            data.len() == self.order.len() && data.n_features() == self.n_features && data.target_shape() == self.target,
+            data.len() == self.order.len()
+                && data.n_features() == self.n_features
+                && data.target_shape() == self.target,
             "Batcher: built for {} examples of {} features ({:?}), given {} of {} ({:?})",
             self.order.len(),
             self.n_features,
@@ -162,7 +164,12 @@ impl Batcher {
 }
 
 /// The first `m` rows of the target buffer of the right kind.
-fn targets_mut<'b>(target: TargetShape, classes: &'b mut [usize], values: &'b mut Array2<f32>, m: usize) -> TargetsMut<'b> {
+fn targets_mut<'b>(
+    target: TargetShape,
+    classes: &'b mut [usize],
+    values: &'b mut Array2<f32>,
+    m: usize,
+) -> TargetsMut<'b> {
     match target {
         TargetShape::Classes(_) => TargetsMut::Classes(&mut classes[..m]),
         TargetShape::Values(_) => TargetsMut::Values(values.slice_mut(s![..m, ..])),
@@ -220,7 +227,11 @@ mod tests {
             new(Rng::seed_from_u64(5)),
             new(Rng::seed_from_u64(6)),
         );
-        assert_eq!(a.order(), (0..100).collect::<Vec<u32>>(), "unshuffled before the first epoch");
+        assert_eq!(
+            a.order(),
+            (0..100).collect::<Vec<u32>>(),
+            "unshuffled before the first epoch"
+        );
         let (a1, a2) = (epoch_order(&mut a), epoch_order(&mut a));
         assert_eq!((&a1, &a2), (&epoch_order(&mut b), &epoch_order(&mut b)));
         assert_ne!(a1, a2);
@@ -240,7 +251,9 @@ mod tests {
         let indices = batcher.batch_indices(2).to_vec();
         // Asked for a compressed batch, a source that cannot gives a dense one.
         let (x, y) = batcher.batch(&data, 2, true);
-        let (Input::Dense(x), Targets::Values(y)) = (x, y) else { panic!("dense values") };
+        let (Input::Dense(x), Targets::Values(y)) = (x, y) else {
+            panic!("dense values")
+        };
         assert_eq!(x.nrows(), 1);
         assert_eq!(x[[0, 0]], indices[0] as f32 * 2.0);
         assert_eq!(y[[0, 0]], indices[0] as f32 * 10.0);

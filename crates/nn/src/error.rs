@@ -51,7 +51,7 @@ pub enum NnError {
     },
     /// A checkpoint written in a format version this build does not read.
     #[error(
-        "{}: checkpoint format version {found}, but this build of backprop reads version {supported} only",
+        "{}: checkpoint format version {found}, but this build of backprop reads versions 1 to {supported}",
         path.display()
     )]
     CheckpointVersion {
@@ -59,7 +59,7 @@ pub enum NnError {
         path: PathBuf,
         /// The version the file declares.
         found: u32,
-        /// The one version this build reads and writes.
+        /// The newest version this build reads (and the one it writes).
         supported: u32,
     },
     /// A checkpoint whose bytes are damaged: truncated, a length or checksum

@@ -104,7 +104,11 @@ pub fn evaluate_in(
 ) -> Result<Evaluation> {
     let sizes = model.sizes();
     let target = data.target_shape();
-    check_fits(&sizes, target, data)?;
+    let expected = match target {
+        TargetShape::Classes(_) => TargetShape::Classes(model.n_outputs()),
+        TargetShape::Values(_) => TargetShape::Values(model.n_outputs()),
+    };
+    check_fits(&sizes, expected, data)?;
     let n = data.len();
     let chunk = CHUNK.min(n.max(1));
     let n_chunks = n.div_ceil(chunk);
@@ -121,7 +125,10 @@ pub fn evaluate_in(
     {
         let targets: Vec<TargetsMut<'_>> = match target {
             TargetShape::Classes(_) => classes.chunks_mut(chunk).map(TargetsMut::Classes).collect(),
-            TargetShape::Values(_) => values.axis_chunks_iter_mut(Axis(0), chunk).map(TargetsMut::Values).collect(),
+            TargetShape::Values(_) => values
+                .axis_chunks_iter_mut(Axis(0), chunk)
+                .map(TargetsMut::Values)
+                .collect(),
         };
         let slots: Vec<Mutex<(ArrayViewMut2<'_, f32>, TargetsMut<'_>)>> = outputs
             .axis_chunks_iter_mut(Axis(0), chunk)
@@ -199,7 +206,11 @@ fn r2_score(predicted: ArrayView2<'_, f32>, target: ArrayView2<'_, f32>) -> f64 
     for (p, t) in predicted.columns().into_iter().zip(target.columns()) {
         let mean = t.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
         let ss_tot: f64 = t.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum();
-        let ss_res: f64 = p.iter().zip(&t).map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2)).sum();
+        let ss_res: f64 = p
+            .iter()
+            .zip(&t)
+            .map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2))
+            .sum();
         total += if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { 0.0 };
     }
     total / target.ncols() as f64

@@ -57,7 +57,11 @@ impl Features {
     pub fn regression(x: Array2<f32>, y: Array2<f32>) -> Result<Self> {
         check_x(&x)?;
         if y.nrows() != x.nrows() || y.ncols() == 0 {
-            return invalid(format!("{} rows of inputs but targets of shape {:?}", x.nrows(), y.dim()));
+            return invalid(format!(
+                "{} rows of inputs but targets of shape {:?}",
+                x.nrows(),
+                y.dim()
+            ));
         }
         if let Some(i) = y.iter().position(|v| !v.is_finite()) {
             return invalid(format!("target value {i} is not finite"));

@@ -106,7 +106,10 @@ mod tests {
             let w = init.weights(200, 300, &mut Rng::seed_from_u64(1));
             let (mean, var) = mean_var(&w);
             assert!(mean.abs() < 0.003, "{init}: mean {mean}");
-            assert!((var / 0.004 - 1.0).abs() < 0.03, "{init}: variance {var}, expected 0.004");
+            assert!(
+                (var / 0.004 - 1.0).abs() < 0.03,
+                "{init}: variance {var}, expected 0.004"
+            );
         }
         let a = (6.0f64 / 500.0).sqrt() as f32;
         let w = Init::GlorotUniform.weights(200, 300, &mut Rng::seed_from_u64(1));

@@ -13,9 +13,9 @@
 //! [`crate::Mlp::backward_from_delta`].
 
 use crate::Targets;
+use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 use std::fmt;
 use std::str::FromStr;
-use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 
 /// Mean cross-entropy of `softmax(z)` against `labels`, and BP1 into `delta`.
 ///
@@ -71,7 +71,11 @@ pub fn softmax_cross_entropy(z: ArrayView2<'_, f32>, labels: &[usize], mut delta
 /// # Panics
 /// If the shapes disagree.
 #[track_caller]
-pub fn mean_squared_error(y: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>, mut delta: ArrayViewMut2<'_, f32>) -> f32 {
+pub fn mean_squared_error(
+    y: ArrayView2<'_, f32>,
+    targets: ArrayView2<'_, f32>,
+    mut delta: ArrayViewMut2<'_, f32>,
+) -> f32 {
     assert!(
         y.dim() == targets.dim() && y.dim() == delta.dim(),
         "mean_squared_error: output {:?}, targets {:?} and delta {:?} disagree",
@@ -110,7 +114,12 @@ impl Loss {
     /// If the targets are of the other kind (class indices for MSE, values
     /// for cross-entropy), or shapes disagree.
     #[track_caller]
-    pub fn forward_backward(self, output: ArrayView2<'_, f32>, targets: Targets<'_>, delta: ArrayViewMut2<'_, f32>) -> f32 {
+    pub fn forward_backward(
+        self,
+        output: ArrayView2<'_, f32>,
+        targets: Targets<'_>,
+        delta: ArrayViewMut2<'_, f32>,
+    ) -> f32 {
         match (self, targets) {
             (Loss::CrossEntropy, Targets::Classes(y)) => softmax_cross_entropy(output, y, delta),
             (Loss::MeanSquaredError, Targets::Values(t)) => mean_squared_error(output, t, delta),

@@ -281,7 +281,14 @@ impl Mlp {
     #[track_caller]
     pub fn backward(&self, x: ArrayView2<'_, f32>, labels: &[usize], ws: &mut Workspace, grads: &mut Gradients) -> f32 {
         let input = self.compress(x, ws);
-        self.backward_from(input, Loss::CrossEntropy, Targets::Classes(labels), ws, grads, bp2_factor)
+        self.backward_from(
+            input,
+            Loss::CrossEntropy,
+            Targets::Classes(labels),
+            ws,
+            grads,
+            bp2_factor,
+        )
     }
 
     /// [`Mlp::backward`] for an input exactly as given (see
@@ -310,7 +317,11 @@ impl Mlp {
         grads: &mut Gradients,
     ) -> f32 {
         self.check(x, ws);
-        assert_eq!(targets.len(), x.rows(), "loss_backward: targets and inputs differ in rows");
+        assert_eq!(
+            targets.len(),
+            x.rows(),
+            "loss_backward: targets and inputs differ in rows"
+        );
         self.backward_from(Own::Given(x), loss, targets, ws, grads, bp2_factor)
     }
 

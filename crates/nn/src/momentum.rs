@@ -56,8 +56,13 @@ impl Momentum {
 impl Optimizer for Momentum {
     fn step(&mut self, pool: &ThreadPool, model: &mut Mlp, grads: &Gradients) {
         self.step += 1;
-        let (eta, mu, lambda, nesterov, first) =
-            (self.learning_rate, self.momentum, self.weight_decay, self.nesterov, self.step == 1);
+        let (eta, mu, lambda, nesterov, first) = (
+            self.learning_rate,
+            self.momentum,
+            self.weight_decay,
+            self.nesterov,
+            self.step == 1,
+        );
         for ((theta, grad), velocity) in tensors(model, grads).zip(&mut self.velocity) {
             zip_chunks_with(pool, theta, grad, [velocity], &|theta, grad, [velocity]| {
                 for ((t, &g), b) in theta.iter_mut().zip(grad).zip(velocity.iter_mut()) {
@@ -118,7 +123,10 @@ mod tests {
             for (g, want) in [1.0f32, 2.0, -1.0].into_iter().zip(want) {
                 grads.db[0].fill(g);
                 opt.step(&ThreadPool::new(1), &mut model, &grads);
-                assert!((model.layers()[0].b[0] - want).abs() < 1e-6, "nesterov {nesterov}: {want}");
+                assert!(
+                    (model.layers()[0].b[0] - want).abs() < 1e-6,
+                    "nesterov {nesterov}: {want}"
+                );
             }
         }
     }

@@ -220,7 +220,15 @@ impl OptimizerConfig {
                 eps,
                 weight_decay,
                 decoupled,
-            } => Box::new(Adam::new(model, learning_rate, beta1, beta2, eps, weight_decay, decoupled)),
+            } => Box::new(Adam::new(
+                model,
+                learning_rate,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+            )),
         })
     }
 }
@@ -256,7 +264,10 @@ impl fmt::Display for OptimizerConfig {
 /// Every parameter tensor of `model` with its gradient, flat, in the order
 /// of [`OptimizerState::slots`]: layer 0's weight, its bias, layer 1's
 /// weight, ...
-pub(crate) fn tensors<'a>(model: &'a mut Mlp, grads: &'a Gradients) -> impl Iterator<Item = (&'a mut [f32], &'a [f32])> {
+pub(crate) fn tensors<'a>(
+    model: &'a mut Mlp,
+    grads: &'a Gradients,
+) -> impl Iterator<Item = (&'a mut [f32], &'a [f32])> {
     model
         .layers_mut()
         .iter_mut()
@@ -283,7 +294,8 @@ pub(crate) fn zeros_like(model: &Mlp) -> Vec<Vec<f32>> {
 /// Checks that `state` has `n_slots` slots shaped like `like`, and returns
 /// them.
 pub(crate) fn take_slots(state: OptimizerState, like: &[Vec<Vec<f32>>]) -> Result<(u64, Vec<Vec<Vec<f32>>>)> {
-    let shape = |s: &[Vec<Vec<f32>>]| -> Vec<Vec<usize>> { s.iter().map(|t| t.iter().map(Vec::len).collect()).collect() };
+    let shape =
+        |s: &[Vec<Vec<f32>>]| -> Vec<Vec<usize>> { s.iter().map(|t| t.iter().map(Vec::len).collect()).collect() };
     if shape(&state.slots) != shape(like) {
         return Err(NnError::InvalidConfig {
             field: "optimizer state",

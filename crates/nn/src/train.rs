@@ -2,8 +2,8 @@
 //! pass, the loss, a backward pass and an optimiser step.
 
 use crate::{
-    Activation, Batcher, Examples, Gradients, Init, Loss, Mlp, NnError, Optimizer, OptimizerConfig,
-    OptimizerState, Result, SPARSE_INPUT_DENSITY, TargetShape, Workspace,
+    Activation, Batcher, Examples, Gradients, Init, Loss, Mlp, NnError, Optimizer, OptimizerConfig, OptimizerState,
+    Result, SPARSE_INPUT_DENSITY, TargetShape, Workspace,
 };
 use backprop_tensor::{Rng, ThreadPool};
 use std::sync::Arc;
@@ -321,8 +321,7 @@ impl Trainer {
                 .model
                 .loss_backward(x, self.config.loss, targets, &mut self.workspace, &mut self.grads);
             loss_sum += f64::from(loss) * targets.len() as f64;
-            self.optimizer
-                .step(self.workspace.pool(), &mut self.model, &self.grads);
+            self.optimizer.step(self.workspace.pool(), &mut self.model, &self.grads);
             self.step += 1;
             on_batch(i + 1, n_batches, loss);
         }

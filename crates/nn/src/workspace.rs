@@ -74,10 +74,17 @@ impl Workspace {
     /// for `delta(L) = dL/dA(L)` to write before
     /// [`crate::Mlp::backward_from_delta`]. `identity_output` says whether
     /// the output layer's activation is the identity (then `A(L) = Z(L)`).
-    pub fn output_and_delta(&mut self, identity_output: bool, batch: usize) -> (ArrayView2<'_, f32>, ArrayViewMut2<'_, f32>) {
+    pub fn output_and_delta(
+        &mut self,
+        identity_output: bool,
+        batch: usize,
+    ) -> (ArrayView2<'_, f32>, ArrayViewMut2<'_, f32>) {
         let last = self.z.len() - 1;
         let output = if identity_output { &self.z[last] } else { &self.a[last] };
-        (output.slice(s![..batch, ..]), self.delta[last].slice_mut(s![..batch, ..]))
+        (
+            output.slice(s![..batch, ..]),
+            self.delta[last].slice_mut(s![..batch, ..]),
+        )
     }
 
     /// `true` when the buffers fit a network with these layer sizes.

@@ -26,9 +26,19 @@ pub fn zip_chunks_with<const K: usize>(
     f: &(dyn Fn(&mut [f32], &[f32], [&mut [f32]; K]) + Sync),
 ) {
     let n = theta.len();
-    assert_eq!(grad.len(), n, "zip_chunks_with: grad has {} elements, theta {n}", grad.len());
+    assert_eq!(
+        grad.len(),
+        n,
+        "zip_chunks_with: grad has {} elements, theta {n}",
+        grad.len()
+    );
     for slot in &slots {
-        assert_eq!(slot.len(), n, "zip_chunks_with: a slot has {} elements, theta {n}", slot.len());
+        assert_eq!(
+            slot.len(),
+            n,
+            "zip_chunks_with: a slot has {} elements, theta {n}",
+            slot.len()
+        );
     }
     let theta_ptr = SharedMut(theta.as_mut_ptr());
     let slot_ptrs: [SharedMut<f32>; K] = slots.map(|s| SharedMut(s.as_mut_ptr()));

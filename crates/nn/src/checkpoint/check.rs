@@ -44,7 +44,10 @@ fn text(field: &str, value: &str, allow_empty: bool) -> Check {
         return Err(Invalid::new(field, "empty"));
     }
     if value.len() > MAX_TEXT {
-        return Err(Invalid::new(field, format!("{} bytes, more than {MAX_TEXT}", value.len())));
+        return Err(Invalid::new(
+            field,
+            format!("{} bytes, more than {MAX_TEXT}", value.len()),
+        ));
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(Invalid::new(field, format!("contains the control character {c:?}")));
@@ -54,17 +57,26 @@ fn text(field: &str, value: &str, allow_empty: bool) -> Check {
 
 fn metrics(field: String, m: &MetricsRecord) -> Check {
     if !(m.loss.is_finite() && m.loss >= 0.0) {
-        return Err(Invalid::new(format!("{field}.loss"), format!("{} is not a finite loss >= 0", m.loss)));
+        return Err(Invalid::new(
+            format!("{field}.loss"),
+            format!("{} is not a finite loss >= 0", m.loss),
+        ));
     }
     if let Some(a) = m.accuracy
         && !(0.0..=1.0).contains(&a)
     {
-        return Err(Invalid::new(format!("{field}.accuracy"), format!("{a} is not in [0, 1]")));
+        return Err(Invalid::new(
+            format!("{field}.accuracy"),
+            format!("{a} is not in [0, 1]"),
+        ));
     }
     if let Some(r2) = m.r2
         && !(r2.is_finite() && r2 <= 1.0)
     {
-        return Err(Invalid::new(format!("{field}.r2"), format!("{r2} is not a finite number <= 1")));
+        return Err(Invalid::new(
+            format!("{field}.r2"),
+            format!("{r2} is not a finite number <= 1"),
+        ));
     }
     Ok(())
 }
@@ -75,7 +87,10 @@ fn file(field: String, f: &DataFileRecord) -> Check {
     if f.sha256.len() != 64 || !f.sha256.bytes().all(hex) {
         return Err(Invalid::new(
             format!("{field}.sha256"),
-            format!("expected 64 lowercase hex digits, found {:?}", f.sha256.chars().take(80).collect::<String>()),
+            format!(
+                "expected 64 lowercase hex digits, found {:?}",
+                f.sha256.chars().take(80).collect::<String>()
+            ),
         ));
     }
     Ok(())
@@ -87,12 +102,18 @@ impl Checkpoint {
         if self.format_version != CHECKPOINT_FORMAT_VERSION {
             return Err(Invalid::new(
                 "format_version",
-                format!("{}, but this build writes {CHECKPOINT_FORMAT_VERSION}", self.format_version),
+                format!(
+                    "{}, but this build writes {CHECKPOINT_FORMAT_VERSION}",
+                    self.format_version
+                ),
             ));
         }
         text("crate_version", &self.crate_version, false)?;
         if self.crate_version.len() > 64 {
-            return Err(Invalid::new("crate_version", format!("{} bytes, more than 64", self.crate_version.len())));
+            return Err(Invalid::new(
+                "crate_version",
+                format!("{} bytes, more than 64", self.crate_version.len()),
+            ));
         }
         self.check_layers()?;
         let sizes = self.sizes();
@@ -101,7 +122,11 @@ impl Checkpoint {
             if !self.loss().is_classification() || self.classes.len() != n_out {
                 return Err(Invalid::new(
                     "classes",
-                    format!("{} names for a {} model of {n_out} outputs", self.classes.len(), self.loss()),
+                    format!(
+                        "{} names for a {} model of {n_out} outputs",
+                        self.classes.len(),
+                        self.loss()
+                    ),
                 ));
             }
             for (i, name) in self.classes.iter().enumerate() {
@@ -112,11 +137,18 @@ impl Checkpoint {
             if norm.mean.len() != n_in || norm.scale.len() != n_in {
                 return Err(Invalid::new(
                     "normalization",
-                    format!("{} means and {} scales for {n_in} inputs", norm.mean.len(), norm.scale.len()),
+                    format!(
+                        "{} means and {} scales for {n_in} inputs",
+                        norm.mean.len(),
+                        norm.scale.len()
+                    ),
                 ));
             }
             if !norm.mean.iter().all(|m| m.is_finite()) || !norm.scale.iter().all(|s| s.is_finite() && *s > 0.0) {
-                return Err(Invalid::new("normalization", "means must be finite, scales finite and positive"));
+                return Err(Invalid::new(
+                    "normalization",
+                    "means must be finite, scales finite and positive",
+                ));
             }
         }
         self.check_training()?;
@@ -125,7 +157,10 @@ impl Checkpoint {
             DataRecord::Unknown => {}
             DataRecord::Idx { files } => {
                 if files.len() > 16 {
-                    return Err(Invalid::new("data.files", format!("{} files, more than 16", files.len())));
+                    return Err(Invalid::new(
+                        "data.files",
+                        format!("{} files, more than 16", files.len()),
+                    ));
                 }
                 for (i, f) in files.iter().enumerate() {
                     file(format!("data.files[{i}]"), f)?;
@@ -167,12 +202,19 @@ impl Checkpoint {
         for (l, p) in self.layers.iter().enumerate() {
             let (n_in, n_out) = p.shape;
             if n_in == 0 || n_out == 0 {
-                return Err(Invalid::new(format!("layers[{l}].shape"), format!("{:?} has a zero size", p.shape)));
+                return Err(Invalid::new(
+                    format!("layers[{l}].shape"),
+                    format!("{:?} has a zero size", p.shape),
+                ));
             }
             if l > 0 && self.layers[l - 1].shape.1 != n_in {
                 return Err(Invalid::new(
                     format!("layers[{l}].shape"),
-                    format!("takes {n_in} inputs but layer {} gives {}", l - 1, self.layers[l - 1].shape.1),
+                    format!(
+                        "takes {n_in} inputs but layer {} gives {}",
+                        l - 1,
+                        self.layers[l - 1].shape.1
+                    ),
                 ));
             }
             let n_weights = n_in.checked_mul(n_out);
@@ -200,11 +242,17 @@ impl Checkpoint {
             if let super::record::ActivationRecord::LeakyRelu(slope) = p.activation
                 && !slope.is_finite()
             {
-                return Err(Invalid::new(format!("layers[{l}].activation"), format!("slope {slope} is not finite")));
+                return Err(Invalid::new(
+                    format!("layers[{l}].activation"),
+                    format!("slope {slope} is not finite"),
+                ));
             }
         }
         if n_parameters > MAX_PARAMETERS as u64 {
-            return Err(Invalid::new("layers", format!("{n_parameters} parameters, more than {MAX_PARAMETERS}")));
+            return Err(Invalid::new(
+                "layers",
+                format!("{n_parameters} parameters, more than {MAX_PARAMETERS}"),
+            ));
         }
         Ok(())
     }
@@ -217,7 +265,10 @@ impl Checkpoint {
         if let Some(l) = hidden.iter().position(|l| l.activation != t.activation) {
             return Err(Invalid::new(
                 format!("layers[{l}].activation"),
-                format!("{:?} differs from the run's hidden activation {:?}", hidden[l].activation, t.activation),
+                format!(
+                    "{:?} differs from the run's hidden activation {:?}",
+                    hidden[l].activation, t.activation
+                ),
             ));
         }
         if t.epoch > t.epochs || t.epochs > MAX_EPOCHS as u64 {
@@ -241,7 +292,8 @@ impl Checkpoint {
             .optimizer
             .build(&model, config.learning_rate)
             .map_err(|e| Invalid::new("training.optimizer", e.to_string()))?;
-        check_optimizer_state(optimizer.as_mut(), t).map_err(|e| Invalid::new("training.optimizer_slots", e.to_string()))
+        check_optimizer_state(optimizer.as_mut(), t)
+            .map_err(|e| Invalid::new("training.optimizer_slots", e.to_string()))
     }
 
     fn check_history(&self) -> Check {
@@ -265,7 +317,10 @@ impl Checkpoint {
                 ));
             }
             if !(record.seconds.is_finite() && record.seconds >= 0.0) {
-                return Err(Invalid::new(format!("history[{i}].seconds"), format!("{} is not a duration", record.seconds)));
+                return Err(Invalid::new(
+                    format!("history[{i}].seconds"),
+                    format!("{} is not a duration", record.seconds),
+                ));
             }
             if !(record.learning_rate.is_finite() && record.learning_rate >= 0.0) {
                 return Err(Invalid::new(

@@ -58,7 +58,11 @@ pub(super) fn save(c: &Checkpoint, path: &Path) -> Result<()> {
 
 /// Writes `bytes` atomically through `write` (tests inject one that fails
 /// part-way), proving the written file loads before it replaces `path`.
-pub(super) fn save_bytes(path: &Path, bytes: &[u8], write: impl FnOnce(&mut File, &[u8]) -> io::Result<()>) -> Result<()> {
+pub(super) fn save_bytes(
+    path: &Path,
+    bytes: &[u8],
+    write: impl FnOnce(&mut File, &[u8]) -> io::Result<()>,
+) -> Result<()> {
     let prove = |written: &Path| -> io::Result<()> {
         load(written)
             .map(drop)
@@ -114,7 +118,11 @@ pub(super) fn load(path: &Path) -> Result<Checkpoint> {
         .read_to_end(&mut payload)
         .map_err(io_err)?;
     if payload.len() as u64 != CHECKPOINT_HEADER_LEN as u64 + len {
-        return Err(changed(path, len, payload.len().saturating_sub(CHECKPOINT_HEADER_LEN) as u64));
+        return Err(changed(
+            path,
+            len,
+            payload.len().saturating_sub(CHECKPOINT_HEADER_LEN) as u64,
+        ));
     }
     let payload = &payload[CHECKPOINT_HEADER_LEN..];
     header.check_crc(crc32fast::hash(payload), path)?;
@@ -247,7 +255,13 @@ fn describe_start(head: &[u8]) -> String {
     let shown = &head[..head.len().min(8)];
     let text: String = shown
         .iter()
-        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' })
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        })
         .collect();
     format!(
         "it starts with {text:?} ({}), not {:?}",

@@ -86,12 +86,17 @@ impl CheckpointV1 {
         if learning_rate.to_bits() != self.config.learning_rate.to_bits() {
             return Err((
                 "optimizer.learning_rate",
-                format!("{learning_rate} differs from config.learning_rate {}", self.config.learning_rate),
+                format!(
+                    "{learning_rate} differs from config.learning_rate {}",
+                    self.config.learning_rate
+                ),
             ));
         }
         let seed_kind = n_layers >= 1
             && self.architecture.activations.len() == n_layers
-            && self.architecture.activations[..n_layers - 1].iter().all(|a| *a == ActivationV1::Relu)
+            && self.architecture.activations[..n_layers - 1]
+                .iter()
+                .all(|a| *a == ActivationV1::Relu)
             && self.architecture.activations[n_layers - 1] == ActivationV1::Softmax;
         if !seed_kind {
             return Err((
@@ -163,7 +168,11 @@ impl CheckpointV1 {
             normalization: None,
             training: Some(training),
             history,
-            data: if files.is_empty() { DataRecord::Unknown } else { DataRecord::Idx { files } },
+            data: if files.is_empty() {
+                DataRecord::Unknown
+            } else {
+                DataRecord::Idx { files }
+            },
         };
         Ok((self.format_version, checkpoint))
     }

@@ -17,9 +17,7 @@ fn f64_activation(f: Activation, z: f64) -> f64 {
         }
         Activation::Tanh => z.tanh(),
         Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
-        Activation::Gelu => {
-            0.5 * z * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (z + 0.044715 * z.powi(3))).tanh())
-        }
+        Activation::Gelu => 0.5 * z * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (z + 0.044715 * z.powi(3))).tanh()),
         Activation::Identity => z,
     }
 }
@@ -82,13 +80,23 @@ fn case(sizes: &[usize], batch: usize, seed: u64, f: Activation, loss: Loss) -> 
         Loss::CrossEntropy => Truth::Classes((0..batch).map(|_| rng.below(n_out as u64) as usize).collect()),
         _ => Truth::Values(values.mapv(f64::from)),
     };
-    Case { model, x, truth, values }
+    Case {
+        model,
+        x,
+        truth,
+        values,
+    }
 }
 
 /// The largest relative error between backward's gradients (with BP2's
 /// factor `bp2`) and central differences, over every weight and bias.
 fn max_relative_error(case: &Case, bp2: Bp2Factor) -> f64 {
-    let Case { model, x, truth, values } = case;
+    let Case {
+        model,
+        x,
+        truth,
+        values,
+    } = case;
     let mut ws = Workspace::new(&model.sizes(), x.nrows());
     let mut grads = Gradients::new(model);
     // The same choice as `Mlp::backward`: mostly-zero inputs take the
@@ -185,7 +193,10 @@ fn derivative_at_the_wrong_layer_fails_the_check() {
         let case = case(&sizes, 8, seed, Activation::Relu, Loss::CrossEntropy);
         assert!(max_relative_error(&case, bp2_factor) < TOLERANCE);
         let err = max_relative_error(&case, wrong_layer);
-        assert!(err > 0.1, "sizes {sizes:?}: the buggy backward passed with error {err:e}");
+        assert!(
+            err > 0.1,
+            "sizes {sizes:?}: the buggy backward passed with error {err:e}"
+        );
     }
 }
 
@@ -226,7 +237,13 @@ fn bad_sizes_and_layers_are_rejected() {
 /// with the forward pass row by row.
 #[test]
 fn predictions_for_any_number_of_rows() {
-    let model = Mlp::with(&[3, 5, 4], Activation::Tanh, Init::GlorotUniform, &mut Rng::seed_from_u64(1)).unwrap();
+    let model = Mlp::with(
+        &[3, 5, 4],
+        Activation::Tanh,
+        Init::GlorotUniform,
+        &mut Rng::seed_from_u64(1),
+    )
+    .unwrap();
     let x = Array2::from_shape_fn((600, 3), |(i, j)| ((i * 3 + j) as f32).sin());
     let p = model.predict_proba(x.view());
     assert_eq!(p.dim(), (600, 4));
