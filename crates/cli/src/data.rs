@@ -13,7 +13,7 @@ pub(crate) enum Data {
     /// IDX images.
     Idx(TrainTest),
     /// A CSV table, split or with its own test file.
-    Csv(CsvData),
+    Csv(Box<CsvData>),
 }
 
 /// A CSV table ready for training.
@@ -110,13 +110,13 @@ impl Data {
             target: train_table.target_column.clone(),
             features: train_table.feature_columns.clone(),
         };
-        Ok(Data::Csv(CsvData {
+        Ok(Data::Csv(Box::new(CsvData {
             train,
             test: test_features,
             classes,
             normalization,
             record,
-        }))
+        })))
     }
 
     /// What a checkpoint records of this data.

@@ -93,8 +93,11 @@ struct EpochReport {
 }
 
 pub(crate) fn run(args: TrainArgs) -> Result<()> {
-    if args.resume.is_none() && !is_csv(&args.data) {
-        config_from(&args, None)?; // bad flags fail before the data loads
+    if args.resume.is_none() {
+        // Bad flags fail before the data loads (a CSV's widths are not known
+        // yet: placeholders stand in for them).
+        let placeholder = is_csv(&args.data).then(|| vec![1, 2]);
+        config_from(&args, placeholder)?;
     }
     // A resumed run reads its data as it was read at the start: the same
     // kind of target, hold-out seed and standardisation.

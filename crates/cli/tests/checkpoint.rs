@@ -30,7 +30,7 @@ fn train(data: &Path, extra: &[&str]) -> Output {
 }
 
 fn weight_bytes(c: &Checkpoint) -> Vec<u8> {
-    c.parameters
+    c.layers
         .iter()
         .flat_map(|p| p.weight.iter().chain(&p.bias))
         .flat_map(|x| x.to_le_bytes())
@@ -51,7 +51,7 @@ fn two_epochs_resumed_to_four_equal_four_in_one_go() {
     let split = dir.path().join("split.ckpt");
     assert_ok(&train(dir.path(), &["--epochs", "4", "--save", path(&straight)]));
     assert_ok(&train(dir.path(), &["--epochs", "2", "--save", path(&split)]));
-    assert_eq!(Checkpoint::load(&split).unwrap().epoch, 2);
+    assert_eq!(Checkpoint::load(&split).unwrap().epoch(), 2);
 
     // --resume alone saves back to the same file; only --epochs is new.
     let out = backprop(&[
@@ -77,20 +77,16 @@ fn two_epochs_resumed_to_four_equal_four_in_one_go() {
 
     let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
     assert_eq!(weight_bytes(&a), weight_bytes(&b));
-    assert_eq!((a.epoch, a.step, a.shuffle_rng), (b.epoch, b.step, b.shuffle_rng));
-    assert_eq!(a.config, b.config);
+    assert_eq!(a.training, b.training);
     assert_eq!(b.history.len(), 4);
     for (x, y) in a.history.iter().zip(&b.history) {
-        assert_eq!(
-            (x.epoch, x.train_loss, x.test_loss, x.test_accuracy),
-            (y.epoch, y.train_loss, y.test_loss, y.test_accuracy)
-        );
+        assert_eq!((x.epoch, x.train_loss, x.test), (y.epoch, y.train_loss, y.test));
     }
     // inspect shows the same parameter hash for both.
     let (ja, jb) = (inspect_json(&straight), inspect_json(&split));
     assert_eq!(ja["parameters_sha256"], jb["parameters_sha256"]);
     assert_eq!(ja["parameters_sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(jb["epoch"], 4);
+    assert_eq!(jb["training"]["epoch"], 4);
 
     // Resuming with the same values given explicitly, and --save elsewhere.
     let copy = dir.path().join("copy.ckpt");
@@ -99,9 +95,9 @@ fn two_epochs_resumed_to_four_equal_four_in_one_go() {
         &["--resume", path(&split), "--epochs", "5", "--save", path(&copy)],
     );
     assert_ok(&out);
-    assert_eq!(Checkpoint::load(&copy).unwrap().epoch, 5);
+    assert_eq!(Checkpoint::load(&copy).unwrap().epoch(), 5);
     assert_eq!(
-        Checkpoint::load(&split).unwrap().epoch,
+        Checkpoint::load(&split).unwrap().epoch(),
         4,
         "--save redirects the writes"
     );
@@ -195,33 +191,77 @@ fn inspect_prints_what_the_checkpoint_holds() {
     assert_ok(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
-        "format version  1",
-        "64-24-10 (relu, softmax)",
+        "format version  2",
+        "64-24-10 (relu, identity), loss cross-entropy",
         "parameters      1810 ",
-        "batch size 32, learning rate 0.1, seed 5",
+        "0  64x24          relu",
+        "SGD, weight decay 0",
+        "batch size 32, learning rate 0.1, seed 5, init he",
         "epoch 2 of 2, step 38",
         "t10k-labels-idx1-ubyte",
     ] {
         assert!(text.contains(needle), "{needle:?} missing in\n{text}");
     }
     let json = inspect_json(&ckpt);
-    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["format_version"], 2);
     assert_eq!(json["n_parameters"], 64 * 24 + 24 + 24 * 10 + 10);
-    assert_eq!(json["architecture"]["sizes"], serde_json::json!([64, 24, 10]));
-    assert_eq!(
-        json["architecture"]["activations"],
-        serde_json::json!(["relu", "softmax"])
-    );
-    assert_eq!(json["optimizer"]["sgd"]["learning_rate"].as_f64().unwrap() as f32, 0.1);
-    assert_eq!(json["config"]["batch_size"], 32);
-    assert_eq!((json["epoch"].clone(), json["step"].clone()), (2.into(), 38.into()));
+    assert_eq!(json["sizes"], serde_json::json!([64, 24, 10]));
+    assert_eq!(json["layers"][0]["activation"], "relu");
+    assert_eq!(json["layers"][1]["activation"], "identity");
+    assert_eq!(json["loss"], "cross-entropy");
+    let t = &json["training"];
+    assert_eq!(t["optimizer"], "sgd");
+    assert_eq!(t["learning_rate"].as_f64().unwrap() as f32, 0.1);
+    assert_eq!(t["batch_size"], 32);
+    assert_eq!((t["epoch"].clone(), t["step"].clone()), (2.into(), 38.into()));
     let history = json["history"].as_array().unwrap();
     assert_eq!(history.len(), 2);
     let acc = history[1]["test_accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
-    let dataset = json["dataset"].as_array().unwrap();
-    assert_eq!(dataset.len(), 4);
-    assert!(dataset.iter().all(|f| f["sha256"].as_str().unwrap().len() == 64));
+    let files = json["data"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    assert!(files.iter().all(|f| f["sha256"].as_str().unwrap().len() == 64));
+}
+
+/// The format-1 fixture (written by backprop 0.1.0) is shown, evaluated and
+/// resumed by the CLI.
+#[test]
+fn a_format_1_checkpoint_works_from_the_cli() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/format1");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("v1.ckpt");
+    std::fs::copy(fixture.join("model.ckpt"), &copy).unwrap();
+    let data = fixture.join("data");
+    let out = backprop(&["inspect", path(&copy)]);
+    assert_ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("76c6a9d387a4a7521c7d9e5b5c10022faf588619bec8467dced40bd310195362")
+    );
+    let out = backprop(&["eval", path(&copy), "--data", path(&data), "--json"]);
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((json["correct"].clone(), json["n"].clone()), (200.into(), 200.into()));
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(&data),
+        "--resume",
+        path(&copy),
+        "--epochs",
+        "3",
+        "--json",
+    ]);
+    assert_ok(&out);
+    let resumed = inspect_json(&copy);
+    assert_eq!(
+        resumed["format_version"], 2,
+        "a resumed run saves in the current format"
+    );
+    assert_eq!(
+        resumed["parameters_sha256"],
+        "84aa7768f585e24107adbd1d43270c183e60055427e8b9487abdadad04aec837"
+    );
 }
 
 #[test]

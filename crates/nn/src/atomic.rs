@@ -34,6 +34,9 @@ pub enum Special {
     WriteDirectly,
 }
 
+/// A check of the file written, by its path, before it replaces anything.
+pub type Proof<'a> = dyn Fn(&Path) -> io::Result<()> + 'a;
+
 /// Writes `path` atomically (see the module docs): `write` fills the
 /// temporary file, then `prove` (if given) checks what was written, by path,
 /// before it replaces anything.
@@ -45,7 +48,7 @@ pub fn write_atomic(
     path: &Path,
     special: Special,
     write: impl FnOnce(&mut File) -> io::Result<()>,
-    prove: Option<&dyn Fn(&Path) -> io::Result<()>>,
+    prove: Option<&Proof<'_>>,
 ) -> Result<(), (PathBuf, io::Error)> {
     let target = resolve_links(path).map_err(|e| (path.to_path_buf(), e))?;
     match fs::metadata(&target) {

@@ -180,6 +180,7 @@ fn targets_mut<'b>(
 mod tests {
     use super::*;
     use crate::Features;
+    use backprop_tensor::Rng;
     use proptest::prelude::*;
 
     /// `n` examples whose single input is their index; label `i % 10`.

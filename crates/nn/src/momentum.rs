@@ -99,7 +99,7 @@ impl Optimizer for Momentum {
     }
 
     fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        let (step, mut slots) = take_slots(state, &[self.velocity.clone()])?;
+        let (step, mut slots) = take_slots(state, std::slice::from_ref(&self.velocity))?;
         self.step = step;
         self.velocity = slots.remove(0);
         Ok(())

@@ -9,6 +9,9 @@ use crate::pool::SharedMut;
 /// share a 100 000-weight layer between threads.
 pub const ELEMENTWISE_CHUNK: usize = 16 * 1024;
 
+/// The per-chunk update: `(theta, grad, slots)` of one chunk.
+pub type ChunkUpdate<'a, const K: usize> = dyn Fn(&mut [f32], &[f32], [&mut [f32]; K]) + Sync + 'a;
+
 /// Calls `f(theta, grad, slots)` on matching chunks of `theta`, `grad` and
 /// every slot of `slots`, chunk `t` covering elements
 /// `t * ELEMENTWISE_CHUNK..(t + 1) * ELEMENTWISE_CHUNK`, on the threads of
@@ -23,7 +26,7 @@ pub fn zip_chunks_with<const K: usize>(
     theta: &mut [f32],
     grad: &[f32],
     slots: [&mut [f32]; K],
-    f: &(dyn Fn(&mut [f32], &[f32], [&mut [f32]; K]) + Sync),
+    f: &ChunkUpdate<'_, K>,
 ) {
     let n = theta.len();
     assert_eq!(

@@ -34,7 +34,7 @@ mod sparse;
 
 pub use activation::{relu_backward_inplace, relu_inplace};
 pub use axpy::axpy_with;
-pub use elementwise::{ELEMENTWISE_CHUNK, zip_chunks_with};
+pub use elementwise::{ChunkUpdate, ELEMENTWISE_CHUNK, zip_chunks_with};
 pub use gemm::{gemm, gemm_with};
 pub use pool::ThreadPool;
 pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};
