@@ -60,7 +60,7 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) standardize: bool,
 
-    /// Hidden-layer activation: relu, leaky-relu[:SLOPE], tanh, sigmoid,
+    /// Hidden-layer activation: relu, leaky-relu (or leaky-relu:SLOPE), tanh, sigmoid,
     /// gelu, identity [default: relu].
     #[arg(long, value_parser = parse_from_str::<backprop_nn::Activation>)]
     pub(crate) activation: Option<backprop_nn::Activation>,

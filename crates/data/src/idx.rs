@@ -54,7 +54,7 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 ///   training images (47 MB), so no real data set comes near it;
 /// - a labels file within it has fewer than 2^31 labels, so every example of
 ///   a loaded [`Dataset`](crate::Dataset) fits the `u32` index that
-///   [`Batcher`](crate::Batcher) shuffles;
+///   `backprop_nn::Batcher` shuffles;
 /// - nothing larger can be trusted from a header: a sparse raw file or a
 ///   gzip bomb of a few megabytes costs nothing to make, and a declared size
 ///   is otherwise only checked by reading that much.
