@@ -23,6 +23,19 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// `a: (m, k)`, `b: (k, n)`, `c: (m, n)`; any strides, including transposed
 /// ones.
 ///
+/// ```
+/// use backprop_tensor::gemm;
+/// use ndarray::{Array2, array};
+/// let a = array![[1.0f32, 2.0], [3.0, 4.0]];
+/// let b = array![[5.0f32, 6.0], [7.0, 8.0]];
+/// let mut c = Array2::zeros((2, 2));
+/// gemm(1.0, a.view(), b.view(), 0.0, &mut c.view_mut());
+/// assert_eq!(c, array![[19.0, 22.0], [43.0, 50.0]]);
+/// // A transposed operand is a stride view, not a copy: C <- A^T B.
+/// gemm(1.0, a.t(), b.view(), 0.0, &mut c.view_mut());
+/// assert_eq!(c, array![[26.0, 30.0], [38.0, 44.0]]);
+/// ```
+///
 /// # Panics
 /// If the shapes do not chain, with all three shapes in the message.
 #[track_caller]

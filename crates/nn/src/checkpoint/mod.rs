@@ -426,3 +426,254 @@ fn check_optimizer_state(optimizer: &mut dyn Optimizer, t: &TrainingRecord) -> R
         slots: t.optimizer_slots.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::record::{DataFileRecord, MetricsRecord};
+    use super::*;
+    use std::io::{self, Write};
+
+    fn tiny_trainer(optimizer: OptimizerConfig) -> Trainer {
+        let config = TrainConfig {
+            sizes: vec![6, 5, 3],
+            epochs: 3,
+            batch_size: 4,
+            learning_rate: 0.1,
+            seed: 9,
+            optimizer,
+            ..TrainConfig::default()
+        };
+        Trainer::new(config, 10).unwrap()
+    }
+
+    fn sample_with(optimizer: OptimizerConfig) -> Checkpoint {
+        let history = vec![EpochRecord {
+            epoch: 1,
+            train_loss: 1.0,
+            learning_rate: 0.1,
+            seconds: 0.01,
+            validation: None,
+            test: Some(MetricsRecord {
+                loss: 1.1,
+                accuracy: Some(0.5),
+                r2: None,
+            }),
+        }];
+        let data = DataRecord::Idx {
+            files: vec![DataFileRecord {
+                name: "train-images-idx3-ubyte".into(),
+                sha256: "ab".repeat(32),
+            }],
+        };
+        let mut c = Checkpoint::from_trainer(&tiny_trainer(optimizer), history, data);
+        c.training.as_mut().unwrap().epoch = 1;
+        c.training.as_mut().unwrap().step = 3;
+        c
+    }
+
+    fn sample() -> Checkpoint {
+        sample_with(OptimizerConfig::ADAM)
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let c = sample();
+        let bytes = c.to_bytes().unwrap();
+        assert_eq!(&bytes[..8], b"BACKPROP");
+        assert_eq!(Checkpoint::from_bytes(&bytes, Path::new("x")).unwrap(), c);
+        assert_eq!(c.model().unwrap(), *tiny_trainer(OptimizerConfig::ADAM).model());
+        let alone = Checkpoint::from_model(&c.model().unwrap(), Loss::MeanSquaredError);
+        let back = Checkpoint::from_bytes(&alone.to_bytes().unwrap(), Path::new("x")).unwrap();
+        assert_eq!((back.loss(), back.train_config()), (Loss::MeanSquaredError, None));
+        assert!(back.into_trainer(10).is_err(), "a model alone cannot be resumed");
+    }
+
+    /// A save that fails part-way through the write leaves the previous
+    /// checkpoint intact and loadable, and no temporary file behind.
+    #[test]
+    fn interrupted_save_keeps_the_previous_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.ckpt");
+        let old = sample();
+        old.save(&path).unwrap();
+        let old_bytes = std::fs::read(&path).unwrap();
+
+        let mut new = sample();
+        new.layers[0].weight[0] += 1.0;
+        let bytes = new.to_bytes().unwrap();
+        for cut in [
+            0,
+            1,
+            CHECKPOINT_HEADER_LEN,
+            bytes.len() / 2,
+            bytes.len() - 1,
+            bytes.len(),
+        ] {
+            let err = file::save_bytes(&path, &bytes, |file, bytes| {
+                file.write_all(&bytes[..cut])?;
+                if cut == bytes.len() {
+                    // A whole, valid file: the failure comes after the write.
+                    return Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "injected: disk full at sync",
+                    ));
+                }
+                Err(io::Error::new(io::ErrorKind::StorageFull, "injected: disk full"))
+            })
+            .unwrap_err();
+            let cause = std::error::Error::source(&err)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(cause.contains("disk full"), "{err}: {cause}");
+            assert_eq!(std::fs::read(&path).unwrap(), old_bytes, "cut at {cut}");
+            assert_eq!(Checkpoint::load(&path).unwrap(), old);
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("model.ckpt")], "cut at {cut}");
+        }
+        // A writer that "succeeds" with a truncated file is caught by the
+        // proof that the file loads, before it replaces anything.
+        let err = file::save_bytes(&path, &bytes, |file, bytes| file.write_all(&bytes[..bytes.len() - 3])).unwrap_err();
+        assert!(
+            std::error::Error::source(&err)
+                .unwrap()
+                .to_string()
+                .contains("does not load back"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), old_bytes);
+        new.save(&path).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap(), new);
+    }
+
+    /// The file a buggy or hostile writer could produce for `c`: a correct
+    /// header and checksum around contents that skip the checks.
+    fn unchecked_bytes(c: &Checkpoint) -> Vec<u8> {
+        let payload = crate::codec::encode(c).unwrap();
+        let mut bytes = CHECKPOINT_MAGIC.to_vec();
+        bytes.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+
+    /// Contents that decode, with a valid checksum, but do not describe a
+    /// valid model or run are refused naming the field; `to_bytes` refuses
+    /// to write them in the first place.
+    #[test]
+    fn forged_contents_are_refused_naming_the_field() {
+        type Edit = fn(&mut Checkpoint);
+        fn t(c: &mut Checkpoint) -> &mut TrainingRecord {
+            c.training.as_mut().unwrap()
+        }
+        let cases: Vec<(&str, Edit)> = vec![
+            ("layers[0].shape", |c| c.layers[0].shape = (0, 5)),
+            ("layers[1].shape", |c| c.layers[1].shape = (4, 3)),
+            ("layers[1].weight", |c| {
+                c.layers[1].weight.pop();
+            }),
+            ("layers[0].bias", |c| c.layers[0].bias.push(0.0)),
+            ("layers[0].weight[3]", |c| c.layers[0].weight[3] = f32::NAN),
+            ("layers[1].bias[2]", |c| c.layers[1].bias[2] = f32::NEG_INFINITY),
+            ("layers", |c| c.layers.clear()),
+            ("layers[0].activation", |c| {
+                c.layers[0].activation = ActivationRecord::Tanh
+            }),
+            ("layers[0].activation", |c| {
+                c.layers[0].activation = ActivationRecord::LeakyRelu(f32::NAN)
+            }),
+            ("crate_version", |c| c.crate_version = "0.1.0\x1b[2J".into()),
+            ("crate_version", |c| c.crate_version = "9".repeat(5000)),
+            ("classes", |c| c.classes = vec!["a".into()]),
+            ("classes[1]", |c| {
+                c.classes = vec!["a".into(), "b\nfake line".into(), "c".into()]
+            }),
+            ("normalization", |c| {
+                c.normalization = Some(NormalizationRecord {
+                    mean: vec![0.0; 6],
+                    scale: vec![0.0; 6],
+                })
+            }),
+            ("training", |c| t(c).batch_size = 0),
+            ("training", |c| t(c).learning_rate = f32::INFINITY),
+            ("training", |c| {
+                t(c).optimizer = OptimizerRecord::Momentum {
+                    momentum: 1.5,
+                    nesterov: false,
+                    weight_decay: 0.0,
+                }
+            }),
+            ("training.epoch", |c| t(c).epoch = 4),
+            ("training.step", |c| t(c).step = u64::MAX),
+            ("training.optimizer_slots", |c| {
+                t(c).optimizer_slots[0].pop();
+            }),
+            ("training.optimizer_slots", |c| t(c).optimizer_slots[1][0][0] = f32::NAN),
+            ("history[0].epoch", |c| c.history[0].epoch = 2),
+            ("history[1].epoch", |c| c.history.push(c.history[0])),
+            ("history[0].train_loss", |c| c.history[0].train_loss = f64::NAN),
+            ("history[0].test.loss", |c| {
+                c.history[0].test.as_mut().unwrap().loss = -1.0
+            }),
+            ("history[0].test.accuracy", |c| {
+                c.history[0].test.as_mut().unwrap().accuracy = Some(f64::NAN)
+            }),
+            ("data.files[0].sha256", |c| {
+                c.data = DataRecord::Idx {
+                    files: vec![DataFileRecord {
+                        name: "x".into(),
+                        sha256: "AB".repeat(32),
+                    }],
+                }
+            }),
+            ("data.files[0].name", |c| {
+                c.data = DataRecord::Idx {
+                    files: vec![DataFileRecord {
+                        name: "\u{7}bell".into(),
+                        sha256: "ab".repeat(32),
+                    }],
+                }
+            }),
+            ("format_version", |c| c.format_version = 1),
+        ];
+        for (field, edit) in cases {
+            let mut c = sample();
+            edit(&mut c);
+            let err = Checkpoint::from_bytes(&unchecked_bytes(&c), Path::new("m.ckpt")).unwrap_err();
+            match &err {
+                NnError::InvalidCheckpoint { field: f, path, .. } => {
+                    assert_eq!(f, field, "{err}");
+                    assert_eq!(path, Path::new("m.ckpt"));
+                }
+                other => panic!("{field}: expected InvalidCheckpoint, got {other:?}"),
+            }
+            assert!(err.to_string().contains("m.ckpt: invalid checkpoint"), "{err}");
+            assert!(c.to_bytes().is_err(), "{field}: to_bytes must refuse it too");
+        }
+        // Unchanged, the same route loads, for every optimiser.
+        for o in [
+            OptimizerConfig::default(),
+            OptimizerConfig::NESTEROV,
+            OptimizerConfig::ADAMW,
+        ] {
+            let c = sample_with(o);
+            assert_eq!(Checkpoint::from_bytes(&unchecked_bytes(&c), Path::new("m")).unwrap(), c);
+        }
+    }
+
+    /// A FIFO is refused at once instead of blocking the reader forever.
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success());
+        let err = Checkpoint::load(&fifo).unwrap_err();
+        assert!(err.to_string().contains("f"), "{err}");
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(cause.contains("not a regular file"), "{cause}");
+    }
+}
