@@ -279,3 +279,60 @@ fn inspect_and_resume_refuse_what_is_not_a_checkpoint() {
     assert_eq!(std::fs::read(&bogus).unwrap(), b"hello, this is not a model");
     assert_fails_cleanly(&backprop(&["inspect", "/nonexistent/x.ckpt"]), &["/nonexistent/x.ckpt"]);
 }
+
+/// From the command line too, a run with Adam, GELU and weight decay resumed
+/// from epoch 2 to 4 equals 4 epochs in one go, byte for byte; changing the
+/// optimiser on resume is refused.
+#[test]
+fn adam_runs_resume_exactly_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let flags = [
+        "--optimizer",
+        "adamw",
+        "--activation",
+        "gelu",
+        "--weight-decay",
+        "0.05",
+        "--lr",
+        "0.01",
+    ];
+    let (straight, split) = (dir.path().join("a.ckpt"), dir.path().join("b.ckpt"));
+    let run = |epochs: &str, save: &Path| {
+        let mut args = vec![
+            "train",
+            "--data",
+            path(dir.path()),
+            "--layers",
+            "64,24,10",
+            "--epochs",
+            epochs,
+        ];
+        args.extend_from_slice(&flags);
+        args.extend_from_slice(&["--save", path(save), "--json"]);
+        assert_ok(&backprop(&args));
+    };
+    run("4", &straight);
+    run("2", &split);
+    let resume = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            path(dir.path()),
+            "--resume",
+            path(&split),
+            "--epochs",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        backprop(&args)
+    };
+    assert_fails_cleanly(&resume(&["--optimizer", "adam"]), &["--optimizer", "adamw"]);
+    assert_fails_cleanly(&resume(&["--beta1", "0.5"]), &["--beta1", "--resume"]);
+    assert_ok(&resume(&[]));
+    let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
+    assert_eq!(weight_bytes(&a), weight_bytes(&b));
+    assert_eq!(a.training, b.training);
+    assert!(!b.training.as_ref().unwrap().optimizer_slots.is_empty());
+    assert_eq!(inspect_json(&split)["training"]["optimizer"], "adamw");
+}
