@@ -176,6 +176,12 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) predictions: Option<PathBuf>,
 
+    /// Evaluate even when --data holds other IDX files than the model was
+    /// trained on (by SHA-256), such as a compatible test set of another
+    /// data set.
+    #[arg(long)]
+    pub(crate) allow_other_data: bool,
+
     /// How many of the most confidently wrong test images to list.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub(crate) wrong: usize,

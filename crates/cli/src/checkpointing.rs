@@ -17,6 +17,15 @@ pub(crate) struct Saver {
     data: DataRecord,
     classes: Vec<String>,
     normalization: Option<NormalizationRecord>,
+    /// Held while the run may save to `path`.
+    _lock: Option<crate::paths::SaveLock>,
+}
+
+impl Saver {
+    /// Where the run saves, if it does.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
 }
 
 impl Saver {
@@ -53,7 +62,11 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
     let save_path = args.save.clone().or_else(|| args.resume.clone());
     if let Some(path) = &args.save {
         check_writable_dir(path)?;
+        let mut inputs = crate::paths::data_files(&args.data);
+        inputs.extend(args.test.clone());
+        crate::paths::refuse_overwriting_inputs("--save", path, &inputs)?;
     }
+    let lock = save_path.as_deref().map(crate::paths::SaveLock::take).transpose()?;
     let record = if save_path.is_some() {
         data.record(&args.data)?
     } else {
@@ -83,6 +96,7 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
             data: record,
             classes,
             normalization,
+            _lock: lock,
         };
         return Ok((trainer, saver));
     };
@@ -126,6 +140,7 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
         data: record,
         classes,
         normalization,
+        _lock: lock,
     };
     Ok((trainer, saver))
 }

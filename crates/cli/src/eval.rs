@@ -103,6 +103,11 @@ struct RegressionReport {
 }
 
 pub(crate) fn run(args: EvalArgs) -> Result<()> {
+    if let Some(out) = &args.predictions {
+        let mut inputs = crate::paths::data_files(&args.data);
+        inputs.push(args.model.clone());
+        crate::paths::refuse_overwriting_inputs("--predictions", out, &inputs)?;
+    }
     let checkpoint = Checkpoint::load(&args.model)?;
     let model = checkpoint
         .model()
@@ -114,6 +119,7 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         &csv
     } else {
         idx = backprop_data::load_dir(&args.data)?;
+        check_same_data(&checkpoint, &args)?;
         &idx.test
     };
     if !checkpoint.loss().is_classification() {
@@ -187,6 +193,39 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", text(&report));
+    }
+    Ok(())
+}
+
+/// Refuses to evaluate a model on other IDX data than it was trained on
+/// (an MNIST model on Fashion-MNIST scores at chance and means nothing),
+/// unless `--allow-other-data`.
+fn check_same_data(checkpoint: &Checkpoint, args: &EvalArgs) -> Result<()> {
+    use backprop_nn::checkpoint::record::DataRecord;
+    let DataRecord::Idx { files: saved } = &checkpoint.data else {
+        return Ok(());
+    };
+    if args.allow_other_data {
+        return Ok(());
+    }
+    for name in [backprop_data::TEST_IMAGES, backprop_data::TEST_LABELS] {
+        let (Some(a), Some(path)) = (
+            saved.iter().find(|f| f.name == name),
+            backprop_data::find_file(&args.data, name),
+        ) else {
+            continue;
+        };
+        let b = backprop_data::content_sha256(&path)?;
+        if a.sha256 != b {
+            anyhow::bail!(
+                "{} was trained on other data than {}: its {name} has SHA-256 {}, this one {}; \
+                 give --allow-other-data to evaluate it on this data anyway",
+                args.model.display(),
+                args.data.display(),
+                a.sha256,
+                b
+            );
+        }
     }
     Ok(())
 }

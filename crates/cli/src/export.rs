@@ -32,6 +32,7 @@ impl Tensor {
 }
 
 pub(crate) fn run(args: ExportArgs) -> Result<()> {
+    crate::paths::refuse_overwriting_inputs("OUT", &args.out, std::slice::from_ref(&args.model))?;
     let checkpoint = Checkpoint::load(&args.model)?;
     let tensors = tensors(&checkpoint);
     let bytes = match args.format {

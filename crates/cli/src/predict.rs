@@ -59,11 +59,14 @@ impl Classifier {
     }
 
     /// `(predicted class, top classes)` for one image of `n_inputs` pixels.
-    fn classify(&mut self, pixels: &[u8]) -> (usize, Vec<Top>) {
+    fn classify(&mut self, pixels: &[u8]) -> Result<(usize, Vec<Top>)> {
         for (x, &p) in self.x.iter_mut().zip(pixels) {
             *x = pixel_to_f32(p);
         }
         let logits = self.model.forward(self.x.view(), &mut self.ws);
+        if !logits.iter().all(|v| v.is_finite()) {
+            bail!(backprop_nn::NnError::NonFiniteOutput { example: 0 });
+        }
         let z: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
         let p = softmax(logits.iter().copied());
         let mut order: Vec<usize> = (0..p.len()).collect();
@@ -76,7 +79,7 @@ impl Classifier {
                 probability: p[class],
             })
             .collect();
-        (argmax(&z), top)
+        Ok((argmax(&z), top))
     }
 }
 
@@ -115,7 +118,7 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
                 );
             }
             let pixels = test.image(index);
-            let (predicted, top) = classifier.classify(pixels);
+            let (predicted, top) = classifier.classify(pixels)?;
             emit(
                 &Prediction {
                     file: None,
@@ -141,7 +144,7 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
     }
     for path in &args.images {
         let (pixels, inverted) = load_digit(path)?;
-        let (predicted, top) = classifier.classify(&pixels);
+        let (predicted, top) = classifier.classify(&pixels)?;
         emit(
             &Prediction {
                 file: Some(path.display().to_string()),

@@ -146,17 +146,36 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     while !trainer.is_done() {
         let label = format!("epoch {}/{}", trainer.epoch() + 1, trainer.config().epochs);
         let bar = progress::bar(0, &label);
-        let stats = trainer.train_epoch(train, |done, total, _loss| {
-            if let Some(bar) = &bar {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            }
-        })?;
+        let stats = trainer
+            .train_epoch(train, |done, total, _loss| {
+                if let Some(bar) = &bar {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                }
+            })
+            .map_err(|e| {
+                let kept = match (saver.path(), trainer.epoch()) {
+                    (Some(path), 0) => format!("; nothing was saved to {}", path.display()),
+                    (Some(path), done) => format!("; {} keeps epoch {done}", path.display()),
+                    (None, _) => String::new(),
+                };
+                anyhow::anyhow!("{e}{kept}")
+            })?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
         let eval_start = Instant::now();
         let eval = evaluate_in(trainer.pool(), trainer.model(), test, |_, _, _| {})?;
+        if let (Some(accuracy), backprop_nn::TargetShape::Classes(n)) = (eval.accuracy(), test.target_shape())
+            && accuracy <= 1.2 / n as f64
+        {
+            eprintln!(
+                "warning: epoch {}: test accuracy {:.2}% is at chance for {n} classes; training has not \
+                 learned (or has diverged): try a lower --lr",
+                stats.epoch,
+                100.0 * accuracy
+            );
+        }
         report(
             &stats,
             &eval,

@@ -83,6 +83,29 @@ pub enum NnError {
         /// What was expected and what was found.
         reason: String,
     },
+    /// Training diverged: a loss or a parameter stopped being a finite
+    /// number.
+    #[error(
+        "training diverged in epoch {epoch} at step {step}: {what} is not a finite number; \
+         lower the learning rate (it is {learning_rate})"
+    )]
+    Diverged {
+        /// The epoch in progress, from 1.
+        epoch: usize,
+        /// The optimiser step reached, from 1.
+        step: u64,
+        /// What went non-finite (`the batch loss`, `a parameter`).
+        what: &'static str,
+        /// The learning rate in use.
+        learning_rate: f32,
+    },
+    /// A model's outputs overflowed to infinity or NaN on finite inputs (its
+    /// weights are too large for `f32`).
+    #[error("the model's outputs for example {example} are not finite numbers: its weights are too large for f32 arithmetic")]
+    NonFiniteOutput {
+        /// The first example whose outputs are not finite.
+        example: usize,
+    },
     /// Examples handed to the library do not form a valid dataset.
     #[error("invalid data: {reason}")]
     InvalidData {

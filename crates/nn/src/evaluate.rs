@@ -95,7 +95,8 @@ pub fn evaluate_with(
 /// for any number of threads.
 ///
 /// # Errors
-/// When the data does not fit the network.
+/// When the data does not fit the network or is empty;
+/// [`crate::NnError::NonFiniteOutput`] when the model's outputs overflow.
 pub fn evaluate_in(
     pool: &Arc<ThreadPool>,
     model: &Mlp,
@@ -103,6 +104,11 @@ pub fn evaluate_in(
     mut on_chunk: impl FnMut(usize, ArrayView2<'_, f32>, Targets<'_>),
 ) -> Result<Evaluation> {
     let sizes = model.sizes();
+    if data.is_empty() {
+        return Err(crate::NnError::InvalidData {
+            reason: "there are no examples to evaluate".into(),
+        });
+    }
     let target = data.target_shape();
     let expected = match target {
         TargetShape::Classes(_) => TargetShape::Classes(model.n_outputs()),
@@ -157,6 +163,12 @@ pub fn evaluate_in(
             }
         };
         pool.run(n_tasks, &task);
+    }
+
+    if let Some(i) = outputs.iter().position(|v| !v.is_finite()) {
+        return Err(crate::NnError::NonFiniteOutput {
+            example: i / model.n_outputs(),
+        });
     }
 
     // The metrics, chunk by chunk in order, so they do not depend on threads.

@@ -244,6 +244,11 @@ impl Trainer {
     /// it, or an optimiser state that does not fit.
     pub fn resume(config: TrainConfig, model: Mlp, state: TrainState, n_train: usize) -> Result<Self> {
         config.validate()?;
+        if n_train == 0 {
+            return Err(NnError::InvalidData {
+                reason: "there are no training examples".into(),
+            });
+        }
         if model.sizes() != config.sizes {
             return Err(NnError::InvalidConfig {
                 field: "layer sizes",
@@ -294,7 +299,10 @@ impl Trainer {
     ///
     /// # Errors
     /// [`NnError::DataMismatch`] when the data does not fit the network, or
-    /// has another number of examples than the trainer was built for.
+    /// has another number of examples than the trainer was built for;
+    /// [`NnError::Diverged`] when a batch loss or, at the end of the epoch,
+    /// a parameter is not finite (the model is then unusable: a caller that
+    /// saves checkpoints keeps the previous one).
     pub fn train_epoch(
         &mut self,
         data: &dyn Examples,
@@ -320,10 +328,18 @@ impl Trainer {
             let loss = self
                 .model
                 .loss_backward(x, self.config.loss, targets, &mut self.workspace, &mut self.grads);
+            if !loss.is_finite() {
+                return Err(self.diverged("the batch loss"));
+            }
             loss_sum += f64::from(loss) * targets.len() as f64;
             self.optimizer.step(self.workspace.pool(), &mut self.model, &self.grads);
             self.step += 1;
             on_batch(i + 1, n_batches, loss);
+        }
+        // The last update may have overflowed with no loss left to show it.
+        let finite = |l: &crate::Dense| l.w.iter().chain(&l.b).all(|v| v.is_finite());
+        if !self.model.layers().iter().all(finite) {
+            return Err(self.diverged("a parameter"));
         }
         self.epoch += 1;
         Ok(EpochStats {
@@ -332,6 +348,15 @@ impl Trainer {
             learning_rate: self.optimizer.learning_rate(),
             seconds: start.elapsed().as_secs_f64(),
         })
+    }
+
+    fn diverged(&self, what: &'static str) -> NnError {
+        NnError::Diverged {
+            epoch: self.epoch + 1,
+            step: self.step + 1,
+            what,
+            learning_rate: self.optimizer.learning_rate(),
+        }
     }
 
     /// Computes with `threads` threads from now on (`0`: one per CPU). The

@@ -19,6 +19,11 @@ pub const CHECKPOINT_HEADER_LEN: usize = 24;
 /// [`crate::MAX_PARAMETERS`] weights with two optimiser slots each.
 pub const MAX_PAYLOAD: u64 = 1 << 32;
 
+// Whatever trains can be saved: the largest network's weights and biases
+// with the two state slots of Adam, plus 256 MiB for everything else (the
+// history of `MAX_EPOCHS` epochs takes at most 60 MiB), fit the payload.
+const _: () = assert!(3 * 4 * crate::MAX_PARAMETERS as u64 + (256 << 20) <= MAX_PAYLOAD);
+
 pub(super) fn to_bytes(c: &Checkpoint) -> Result<Vec<u8>> {
     let memory = Path::new("<memory>");
     c.check().map_err(|e| e.at(memory))?;
