@@ -101,7 +101,9 @@ pub enum NnError {
     },
     /// A model's outputs overflowed to infinity or NaN on finite inputs (its
     /// weights are too large for `f32`).
-    #[error("the model's outputs for example {example} are not finite numbers: its weights are too large for f32 arithmetic")]
+    #[error(
+        "the model's outputs for example {example} are not finite numbers: its weights are too large for f32 arithmetic"
+    )]
     NonFiniteOutput {
         /// The first example whose outputs are not finite.
         example: usize,
