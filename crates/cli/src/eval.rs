@@ -276,7 +276,7 @@ fn text(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} (layers {}) on the {} test images of {}",
+        "{} (layers {}) on the {} test examples of {}",
         r.model,
         sizes_text(&r.sizes),
         r.n,
