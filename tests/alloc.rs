@@ -15,35 +15,42 @@ struct Counting;
 /// holds `SERIAL` so tests in this binary do not count each other.
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Bytes allocated and not yet freed, by any thread, and the most seen.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn note_allocation() {
+fn note_allocation(size: usize) {
     if COUNTING.load(Ordering::Relaxed) {
         COUNT.fetch_add(1, Ordering::Relaxed);
     }
+    let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK.fetch_max(live, Ordering::Relaxed);
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
+        note_allocation(layout.size());
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
+        note_allocation(layout.size());
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
+        note_allocation(new_size);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -59,6 +66,15 @@ fn allocations_during(f: impl FnOnce()) -> usize {
     f();
     COUNTING.store(false, Ordering::SeqCst);
     COUNT.load(Ordering::SeqCst)
+}
+
+/// Runs `f` and returns the most bytes it had allocated at once (beyond what
+/// was live before).
+fn peak_bytes_during(f: impl FnOnce()) -> usize {
+    let base = LIVE.load(Ordering::SeqCst);
+    PEAK.store(base, Ordering::SeqCst);
+    f();
+    PEAK.load(Ordering::SeqCst).saturating_sub(base)
 }
 
 #[test]
@@ -172,4 +188,53 @@ fn a_second_epoch_allocates_nothing_for_regression_with_every_activation() {
             assert_eq!(second, 0, "{activation}, {threads} threads");
         }
     }
+}
+
+/// Forged checkpoints (random bytes of a real one changed, and length
+/// prefixes claiming gigabytes planted, with the CRC recomputed so the
+/// decoder sees them) never make the loader hold more than 16 times the
+/// file's size plus 8 MiB.
+#[test]
+fn forged_checkpoints_stay_within_a_memory_bound() {
+    use backprop_nn::checkpoint::record::DataRecord;
+    use backprop_nn::{CHECKPOINT_HEADER_LEN, Checkpoint};
+    use backprop_tensor::Rng;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = TrainConfig {
+        sizes: vec![64, 12, 10],
+        optimizer: OptimizerConfig::ADAM,
+        ..TrainConfig::default()
+    };
+    let trainer = Trainer::new(config, 100).unwrap();
+    let real = Checkpoint::from_trainer(&trainer, Vec::new(), DataRecord::Unknown)
+        .to_bytes()
+        .unwrap();
+    let mut rng = Rng::seed_from_u64(7);
+    let mut worst = 0usize;
+    for case in 0..400 {
+        let mut bytes = real.clone();
+        let at = CHECKPOINT_HEADER_LEN + rng.below((bytes.len() - CHECKPOINT_HEADER_LEN - 9) as u64) as usize;
+        if case % 2 == 0 {
+            // A varint length prefix of 2^40 (or more) planted anywhere.
+            bytes[at] = 0xfd;
+            bytes[at + 1..at + 9].copy_from_slice(&(1u64 << (40 + rng.below(20))).to_le_bytes());
+        } else {
+            for _ in 0..1 + rng.below(8) {
+                let i = CHECKPOINT_HEADER_LEN + rng.below((bytes.len() - CHECKPOINT_HEADER_LEN) as u64) as usize;
+                bytes[i] ^= 1 + rng.below(255) as u8;
+            }
+        }
+        let crc = crc32fast::hash(&bytes[CHECKPOINT_HEADER_LEN..]);
+        bytes[20..24].copy_from_slice(&crc.to_le_bytes());
+        let peak = peak_bytes_during(|| {
+            let _ = Checkpoint::from_bytes(&bytes, std::path::Path::new("forged"));
+        });
+        worst = worst.max(peak);
+        assert!(
+            peak <= 16 * bytes.len() + (8 << 20),
+            "case {case}: {peak} bytes for a {}-byte file",
+            bytes.len()
+        );
+    }
+    assert!(worst > 0);
 }

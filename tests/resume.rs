@@ -200,3 +200,51 @@ fn a_format_1_checkpoint_loads_evaluates_and_resumes() {
         "84aa7768f585e24107adbd1d43270c183e60055427e8b9487abdadad04aec837"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// For random layer sizes, epochs and optimisers, every checkpoint a
+    /// run saves loads back to the same run, and resuming it for one more
+    /// epoch gives the weights of the uninterrupted run.
+    #[test]
+    fn every_saved_checkpoint_loads_and_resumes(
+        hidden in proptest::collection::vec(1usize..40, 0..3),
+        epochs in 1usize..3,
+        optimizer in 0usize..5,
+        batch_size in 1usize..100,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        Synthetic { n_train: 150, n_test: 20, ..Synthetic::default() }.write_dir(dir.path(), false);
+        let data = backprop_data::load_dir(dir.path()).unwrap();
+        let mut sizes = vec![64];
+        sizes.extend(&hidden);
+        sizes.push(10);
+        let name = ["sgd", "momentum", "nesterov", "adam", "adamw"][optimizer];
+        let config = |epochs| TrainConfig {
+            sizes: sizes.clone(),
+            epochs,
+            batch_size,
+            learning_rate: 0.01,
+            optimizer: backprop_nn::OptimizerConfig::from_name(name).unwrap(),
+            ..TrainConfig::default()
+        };
+        let mut straight = Trainer::new(config(epochs + 1), data.train.len()).unwrap();
+        train(&mut straight, &data, &mut Vec::new());
+        let mut run = Trainer::new(config(epochs), data.train.len()).unwrap();
+        let path = dir.path().join("run.ckpt");
+        let mut history = Vec::new();
+        while !run.is_done() {
+            let stats = run.train_epoch(&data.train, |_, _, _| {}).unwrap();
+            let eval = evaluate(run.model(), &data.test).unwrap();
+            history.push(epoch_record(&stats, &eval));
+            let saved = Checkpoint::from_trainer(&run, history.clone(), DataRecord::Unknown);
+            saved.save(&path).unwrap();
+            proptest::prop_assert_eq!(Checkpoint::load(&path).unwrap(), saved);
+        }
+        let mut resumed = Checkpoint::load(&path).unwrap().into_trainer(data.train.len()).unwrap();
+        resumed.set_epochs(epochs + 1);
+        train(&mut resumed, &data, &mut Vec::new());
+        proptest::prop_assert!(weight_bytes(resumed.model()) == weight_bytes(straight.model()));
+    }
+}
