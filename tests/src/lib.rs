@@ -3,7 +3,7 @@
 //! any network or large files.
 #![deny(missing_docs)]
 
-use backprop_nn::checkpoint::record::{EpochRecord, MetricsRecord};
+use backprop_nn::checkpoint::record::EpochRecord;
 use backprop_tensor::Rng;
 use flate2::{Compression, write::GzEncoder};
 use std::io::Write;
@@ -159,16 +159,5 @@ pub fn weight_bytes(model: &backprop_nn::Mlp) -> Vec<u8> {
 /// The history record of an epoch from its statistics and the test
 /// evaluation that followed it.
 pub fn epoch_record(stats: &backprop_nn::EpochStats, eval: &backprop_nn::Evaluation) -> EpochRecord {
-    EpochRecord {
-        epoch: stats.epoch as u64,
-        train_loss: stats.train_loss,
-        learning_rate: stats.learning_rate,
-        seconds: stats.seconds,
-        validation: None,
-        test: Some(MetricsRecord {
-            loss: eval.loss,
-            accuracy: eval.accuracy(),
-            r2: eval.r2(),
-        }),
-    }
+    EpochRecord::from_epoch(stats, eval)
 }

@@ -5,7 +5,7 @@ use crate::args::TrainArgs;
 use crate::data::Data;
 use crate::train::config_from;
 use anyhow::{Context, Result, bail};
-use backprop_nn::checkpoint::record::{DataRecord, EpochRecord, MetricsRecord, NormalizationRecord};
+use backprop_nn::checkpoint::record::{DataRecord, EpochRecord, NormalizationRecord};
 use backprop_nn::{Checkpoint, EpochStats, Evaluation, TargetShape, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 
@@ -32,18 +32,7 @@ impl Saver {
     /// Adds the epoch to the history and, when saving, writes the
     /// checkpoint (atomically, replacing the previous epoch's).
     pub(crate) fn record(&mut self, trainer: &Trainer, stats: &EpochStats, eval: &Evaluation) -> Result<()> {
-        self.history.push(EpochRecord {
-            epoch: stats.epoch as u64,
-            train_loss: stats.train_loss,
-            learning_rate: stats.learning_rate,
-            seconds: stats.seconds,
-            validation: None,
-            test: Some(MetricsRecord {
-                loss: eval.loss,
-                accuracy: eval.accuracy(),
-                r2: eval.r2(),
-            }),
-        });
+        self.history.push(EpochRecord::from_epoch(stats, eval));
         if let Some(path) = &self.path {
             let mut checkpoint = Checkpoint::from_trainer(trainer, self.history.clone(), self.data.clone());
             checkpoint.classes = self.classes.clone();

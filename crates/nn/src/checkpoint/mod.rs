@@ -286,6 +286,25 @@ impl Checkpoint {
     }
 }
 
+impl EpochRecord {
+    /// The record of an epoch from its training statistics and the test
+    /// evaluation that followed it (no validation split).
+    pub fn from_epoch(stats: &crate::EpochStats, test: &crate::Evaluation) -> Self {
+        Self {
+            epoch: stats.epoch as u64,
+            train_loss: stats.train_loss,
+            learning_rate: stats.learning_rate,
+            seconds: stats.seconds,
+            validation: None,
+            test: Some(record::MetricsRecord {
+                loss: test.loss,
+                accuracy: test.accuracy(),
+                r2: test.r2(),
+            }),
+        }
+    }
+}
+
 impl Mlp {
     /// Saves the network alone (architecture and weights) to `path`,
     /// atomically, as a checkpoint trained with `loss`.
