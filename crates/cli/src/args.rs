@@ -194,7 +194,8 @@ pub(crate) struct PredictArgs {
     pub(crate) model: PathBuf,
 
     /// Image files (PNG, JPEG, PGM/PNM), each holding one digit in any size,
-    /// dark on light or light on dark.
+    /// dark on light or light on dark. Pictures over 50 megapixels, or files
+    /// over 400 MB, are refused before they are decoded.
     pub(crate) images: Vec<PathBuf>,
 
     /// Predict every row of a CSV file instead (a model trained on CSV; the

@@ -270,3 +270,14 @@ fn weights_that_overflow_give_an_error_not_nan() {
     assert_fails_cleanly(&out, &["not finite"]);
     assert!(!stderr(&out).contains("NaN"));
 }
+
+#[test]
+fn predict_help_states_the_image_limit() {
+    let out = backprop(&["predict", "--help"]);
+    assert_ok(&out);
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("50 megapixels") && help.contains("400 MB"), "{help}");
+    // The constants the text quotes.
+    assert_eq!(backprop_data::MAX_IMAGE_PIXELS, 50_000_000);
+    assert_eq!(backprop_data::MAX_IMAGE_FILE_BYTES, 400_000_000);
+}
