@@ -238,3 +238,58 @@ fn forged_checkpoints_stay_within_a_memory_bound() {
     }
     assert!(worst > 0);
 }
+
+/// A forged checkpoint whose list holds a million empty entries (one byte
+/// each on disk, 24 in memory) is refused while it decodes, without
+/// holding more than the bound either.
+#[test]
+fn a_million_empty_entries_are_refused_within_the_bound() {
+    use backprop_nn::checkpoint::record::DataRecord;
+    use backprop_nn::{CHECKPOINT_FORMAT_VERSION, CHECKPOINT_MAGIC, Checkpoint};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = TrainConfig {
+        sizes: vec![4, 3, 2],
+        optimizer: OptimizerConfig::ADAM,
+        ..TrainConfig::default()
+    };
+    let trainer = Trainer::new(config, 10).unwrap();
+    let forge = |edit: &dyn Fn(&mut Checkpoint)| {
+        let mut c = Checkpoint::from_trainer(&trainer, Vec::new(), DataRecord::Unknown);
+        edit(&mut c);
+        let payload = bincode::serde::encode_to_vec(&c, bincode::config::standard()).unwrap();
+        let mut bytes = CHECKPOINT_MAGIC.to_vec();
+        bytes.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        bytes
+    };
+    let cases: [&dyn Fn(&mut Checkpoint); 3] = [
+        &|c| c.training.as_mut().unwrap().optimizer_slots[0] = vec![Vec::new(); 1_000_000],
+        &|c| c.classes = vec![String::new(); 1_000_000],
+        &|c| {
+            c.data = DataRecord::Csv {
+                train: backprop_nn::checkpoint::record::DataFileRecord {
+                    name: "a".into(),
+                    sha256: "0".repeat(64),
+                },
+                test: None,
+                target: "y".into(),
+                features: vec![String::new(); 2_000_000],
+            }
+        },
+    ];
+    for (i, edit) in cases.iter().enumerate() {
+        let bytes = forge(*edit);
+        let mut result = None;
+        let peak = peak_bytes_during(|| {
+            result = Some(Checkpoint::from_bytes(&bytes, std::path::Path::new("forged")).is_err());
+        });
+        assert_eq!(result, Some(true), "case {i}");
+        assert!(
+            peak <= 16 * bytes.len() + (8 << 20),
+            "case {i}: {peak} bytes for a {}-byte file",
+            bytes.len()
+        );
+    }
+}

@@ -102,6 +102,9 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
     }
     let done = checkpoint.epoch();
     let epochs = args.epochs.unwrap_or(config.epochs);
+    if epochs > backprop_nn::MAX_EPOCHS {
+        bail!("--epochs {epochs}: at most {} epochs", backprop_nn::MAX_EPOCHS);
+    }
     if epochs < done {
         bail!(
             "--epochs {epochs}: {} has already trained {done} epochs; give at least {done}",
@@ -230,7 +233,25 @@ fn check_dataset(saved: &DataRecord, current: &DataRecord, dir: &Path, resume: &
             }
             Ok(())
         }
-        (DataRecord::Csv { train: a, .. }, DataRecord::Csv { train: b, .. }) if a.sha256 == b.sha256 => Ok(()),
+        (
+            DataRecord::Csv {
+                train: a,
+                test: a_test,
+                target: a_target,
+                features: a_features,
+            },
+            DataRecord::Csv {
+                train: b,
+                test: b_test,
+                target: b_target,
+                features: b_features,
+            },
+        ) if a.sha256 == b.sha256
+            && a_test.as_ref().map(|t| &t.sha256) == b_test.as_ref().map(|t| &t.sha256)
+            && (a_target, a_features) == (b_target, b_features) =>
+        {
+            Ok(())
+        }
         _ => bail!(
             "the data in {} differs from the data {} was trained on; resume with the same --data",
             dir.display(),

@@ -26,6 +26,16 @@ pub(crate) struct CsvData {
     pub(crate) record: DataRecord,
 }
 
+/// What to do about standardising CSV features.
+pub(crate) enum Standardize {
+    /// Leave them as they are.
+    No,
+    /// Fit means and scales on the training rows and apply them.
+    Fit,
+    /// Apply stored means and scales (a resumed run).
+    Use(NormalizationRecord),
+}
+
 /// Whether `path` names a CSV file (rather than a directory of IDX files).
 pub(crate) fn is_csv(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
@@ -56,11 +66,11 @@ impl Data {
         target: Option<&str>,
         test: Option<&Path>,
         classes: bool,
-        standardize: bool,
+        standardize: Standardize,
         seed: u64,
     ) -> Result<Data> {
         if !is_csv(data) {
-            if target.is_some() || test.is_some() || standardize {
+            if target.is_some() || test.is_some() || matches!(standardize, Standardize::Fit) {
                 bail!(
                     "--target, --test and --standardize are for CSV data; {} is not a .csv file",
                     data.display()
@@ -94,12 +104,26 @@ impl Data {
                 holdout(&all, seed).with_context(|| format!("cannot hold out a test set from {}", data.display()))?
             }
         };
-        let normalization = standardize.then(|| {
-            let (mean, scale) = train.column_stats();
-            train.standardize(&mean, &scale);
-            test_features.standardize(&mean, &scale);
-            NormalizationRecord { mean, scale }
-        });
+        let normalization = match standardize {
+            Standardize::No => None,
+            Standardize::Fit => {
+                let (mean, scale) = train.column_stats();
+                Some(NormalizationRecord { mean, scale })
+            }
+            Standardize::Use(n) => Some(n),
+        };
+        if let Some(n) = &normalization {
+            if n.mean.len() != train.n_features() {
+                bail!(
+                    "{} has {} feature columns, the stored standardisation {}",
+                    data.display(),
+                    train.n_features(),
+                    n.mean.len()
+                );
+            }
+            train.standardize(&n.mean, &n.scale);
+            test_features.standardize(&n.mean, &n.scale);
+        }
         let classes = match &train_table.target {
             CsvTarget::Classes { names, .. } => names.clone(),
             CsvTarget::Values(_) => Vec::new(),

@@ -8,15 +8,6 @@ use crate::export::write_atomic;
 use anyhow::{Context, Result};
 use backprop_nn::{Checkpoint, Examples, Metrics, Mlp, Targets, evaluate_with};
 use serde::Serialize;
-use std::path::Path;
-
-/// The network of the checkpoint at `path`, validated.
-pub(crate) fn load_model(path: &Path) -> Result<Mlp> {
-    let checkpoint = Checkpoint::load(path)?;
-    checkpoint
-        .model()
-        .with_context(|| format!("{}: cannot build the network", path.display()))
-}
 
 /// `a-b-c` for layer sizes.
 pub(crate) fn sizes_text(sizes: &[usize]) -> String {

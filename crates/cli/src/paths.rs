@@ -54,6 +54,11 @@ impl SaveLock {
     /// Takes the lock for `checkpoint`.
     pub(crate) fn take(checkpoint: &Path) -> Result<SaveLock> {
         use std::os::unix::io::AsRawFd;
+        // The file the saves replace: two runs saving through a link and
+        // through its target take the same lock.
+        let resolved = backprop_nn::atomic::resolve_links(checkpoint)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", checkpoint.display()))?;
+        let checkpoint = resolved.as_path();
         let dir = match checkpoint.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),

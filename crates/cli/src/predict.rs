@@ -4,7 +4,7 @@
 //! the network saw.
 
 use crate::args::PredictArgs;
-use crate::eval::{argmax, load_model, sizes_text, softmax};
+use crate::eval::{argmax, sizes_text, softmax};
 use anyhow::{Context, Result, bail};
 use backprop_data::{DIGIT_FRAME, DIGIT_PIXELS, pixel_to_f32};
 use backprop_nn::{Mlp, Workspace};
@@ -90,7 +90,21 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
     if args.images.is_empty() && args.index.is_empty() {
         bail!("nothing to predict: give image files (PNG, JPEG, PGM) or --index N for test image N");
     }
-    let model = load_model(&args.model)?;
+    let checkpoint = backprop_nn::Checkpoint::load(&args.model)?;
+    if !checkpoint.loss().is_classification() || checkpoint.normalization.is_some() {
+        bail!(
+            "{} was trained on a table ({}); images and --index are for classifiers of images: use --csv FILE",
+            args.model.display(),
+            if checkpoint.normalization.is_some() {
+                "standardised inputs"
+            } else {
+                "a regression"
+            }
+        );
+    }
+    let model = checkpoint
+        .model()
+        .with_context(|| format!("{}: cannot build the network", args.model.display()))?;
     let sizes = model.sizes();
     let mut classifier = Classifier::new(model);
     if !args.index.is_empty() {
@@ -252,6 +266,16 @@ fn predict_csv(model_path: &Path, csv_path: &Path, json: bool) -> Result<()> {
         );
     };
     let model = checkpoint.model()?;
+    let size = std::fs::metadata(csv_path)
+        .with_context(|| format!("cannot read {}", csv_path.display()))?
+        .len();
+    if size > backprop_data::MAX_CSV_BYTES {
+        bail!(
+            "{}: {size} bytes, more than the {} a table may have",
+            csv_path.display(),
+            backprop_data::MAX_CSV_BYTES
+        );
+    }
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(csv_path)

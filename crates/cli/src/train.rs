@@ -1,6 +1,6 @@
 //! `backprop train`: load the data, train epoch by epoch, report each epoch.
 
-use crate::data::{Data, is_csv};
+use crate::data::{Data, Standardize, is_csv};
 use crate::{args::TrainArgs, checkpointing, progress};
 use anyhow::{Context, Result, bail};
 use backprop_nn::{EpochStats, Evaluation, Loss, Metrics, OptimizerConfig, TrainConfig, evaluate_in};
@@ -74,6 +74,31 @@ pub(crate) fn loss_of(args: &TrainArgs) -> Loss {
     args.loss.unwrap_or_default()
 }
 
+/// The target column and test file of a resumed CSV run: the recorded ones;
+/// flags may repeat them but not change them.
+fn resumed_csv(args: &TrainArgs, c: &backprop_nn::Checkpoint) -> Result<(Option<String>, Option<std::path::PathBuf>)> {
+    let backprop_nn::checkpoint::record::DataRecord::Csv { target, test, .. } = &c.data else {
+        return Ok((args.target.clone(), args.test.clone()));
+    };
+    let resume = args.resume.as_deref().unwrap_or(std::path::Path::new("")).display();
+    if let Some(given) = &args.target
+        && given != target
+    {
+        bail!(
+            "--target {given} differs from the column {target:?} that {resume} was trained to predict; drop --target"
+        );
+    }
+    if args.standardize {
+        bail!("--standardize cannot be given with --resume: {resume} keeps the standardisation it was trained with");
+    }
+    let test = match (&args.test, test) {
+        (Some(given), _) => Some(given.clone()),
+        (None, Some(recorded)) => Some(std::path::PathBuf::from(&recorded.name)),
+        (None, None) => None,
+    };
+    Ok((Some(target.clone()), test))
+}
+
 /// One epoch's report, as printed with `--json`.
 #[derive(Serialize)]
 struct EpochReport {
@@ -100,27 +125,43 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         config_from(&args, placeholder)?;
     }
     // A resumed run reads its data as it was read at the start: the same
-    // kind of target, hold-out seed and standardisation.
-    let (classes, seed, standardize) = match &args.resume {
-        Some(path) => {
-            let c = backprop_nn::Checkpoint::load(path).context("cannot resume")?;
+    // kind of target, hold-out seed, target column, test file and
+    // standardisation (the stored one, never recomputed).
+    let resumed = args
+        .resume
+        .as_deref()
+        .map(|path| backprop_nn::Checkpoint::load(path).context("cannot resume"))
+        .transpose()?;
+    let data = match &resumed {
+        Some(c) => {
             let seed = c.train_config().map_or(0, |t| t.seed);
-            (c.loss().is_classification(), seed, c.normalization.is_some())
+            let (target, test) = resumed_csv(&args, c)?;
+            let standardize = match &c.normalization {
+                Some(n) => Standardize::Use(n.clone()),
+                None => Standardize::No,
+            };
+            Data::load(
+                &args.data,
+                target.as_deref(),
+                test.as_deref(),
+                c.loss().is_classification(),
+                standardize,
+                seed,
+            )?
         }
-        None => (
+        None => Data::load(
+            &args.data,
+            args.target.as_deref(),
+            args.test.as_deref(),
             loss_of(&args).is_classification(),
+            if args.standardize {
+                Standardize::Fit
+            } else {
+                Standardize::No
+            },
             args.seed.unwrap_or(TrainConfig::default().seed),
-            args.standardize,
-        ),
+        )?,
     };
-    let data = Data::load(
-        &args.data,
-        args.target.as_deref(),
-        args.test.as_deref(),
-        classes,
-        standardize,
-        seed,
-    )?;
     let (mut trainer, mut saver) = checkpointing::start(&args, &data)?;
     trainer.set_threads(usize::from(args.threads));
     // The CLI owns its main thread: keep it off the workers' cores.

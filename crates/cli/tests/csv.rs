@@ -187,3 +187,61 @@ fn bad_csv_and_flags_are_refused_naming_the_place() {
     assert_fails_cleanly(&backprop(&["train", "--lr", "-1"]), &["learning rate", "-1"]);
     assert_fails_cleanly(&backprop(&["train", "--activation", "softplus"]), &["softplus"]);
 }
+
+/// A CSV run resumes exactly (same hold-out split, the stored
+/// standardisation), and a resume that changes the target or the test file
+/// is refused.
+#[test]
+fn a_csv_run_resumes_exactly_and_refuses_other_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.csv");
+    write_table(&table, 200, 4);
+    let (straight, split) = (dir.path().join("a.ckpt"), dir.path().join("b.ckpt"));
+    let run = |epochs: &str, save: &Path| {
+        let out = backprop(&[
+            "train",
+            "--data",
+            path(&table),
+            "--target",
+            "species",
+            "--standardize",
+            "--optimizer",
+            "momentum",
+            "--lr",
+            "0.05",
+            "--epochs",
+            epochs,
+            "--batch-size",
+            "16",
+            "--save",
+            path(save),
+        ]);
+        assert_ok(&out);
+    };
+    run("4", &straight);
+    run("2", &split);
+    let resume = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            path(&table),
+            "--resume",
+            path(&split),
+            "--epochs",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        backprop(&args)
+    };
+    assert_fails_cleanly(&resume(&["--target", "y"]), &["--target", "species"]);
+    assert_fails_cleanly(&resume(&["--standardize"]), &["--standardize", "--resume"]);
+    assert_fails_cleanly(&resume(&["--test", path(&table)]), &["differs"]);
+    assert_ok(&resume(&[]));
+    let inspect = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&backprop(&["inspect", path(p), "--json"]).stdout).unwrap()
+    };
+    assert_eq!(
+        inspect(&straight)["parameters_sha256"],
+        inspect(&split)["parameters_sha256"]
+    );
+}

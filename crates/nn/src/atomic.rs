@@ -16,8 +16,8 @@
 //! - the replacement keeps the permission bits of the file it replaces.
 //!
 //! Temporary files are named `.NAME.tmp-PID-N`; those left by processes that
-//! no longer exist (a crash or `SIGKILL` mid-write) are removed on the next
-//! write to the same destination.
+//! no longer exist (a crash or `SIGKILL` mid-write), once a minute old, are
+//! removed on the next write to the same destination.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
@@ -74,12 +74,13 @@ pub fn write_atomic(
     remove_stale_temps(&dir, name);
     let (tmp_path, mut file) = create_temp(&dir, name).map_err(|e| (dir.clone(), e))?;
     let result = (|| {
-        write(&mut file)?;
-        file.flush()?;
-        #[cfg(unix)]
+        // The mode of the file replaced, before any byte is written: a 0600
+        // checkpoint is never readable by others, even for a moment.
         if let Ok(meta) = fs::metadata(&target) {
             file.set_permissions(meta.permissions())?;
         }
+        write(&mut file)?;
+        file.flush()?;
         file.sync_all()?;
         drop(file);
         if let Some(prove) = prove {
@@ -101,8 +102,11 @@ fn refuse(what: &str) -> io::Error {
 }
 
 /// Follows symbolic links from `path` to the file they name (which may not
-/// exist yet), at most 40 deep.
-fn resolve_links(path: &Path) -> io::Result<PathBuf> {
+/// exist yet), at most 40 deep: the file [`write_atomic`] replaces.
+///
+/// # Errors
+/// A link that cannot be read, or more than 40 levels of links.
+pub fn resolve_links(path: &Path) -> io::Result<PathBuf> {
     let mut current = path.to_path_buf();
     for _ in 0..40 {
         match fs::symlink_metadata(&current) {
@@ -156,7 +160,11 @@ fn create_temp(dir: &Path, name: &OsStr) -> io::Result<(PathBuf, File)> {
     }
 }
 
-/// Removes `.NAME.tmp-PID-N` files in `dir` whose process no longer exists.
+/// How old a temporary file of a dead process must be before it is removed.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes `.NAME.tmp-PID-N` files in `dir` whose process no longer exists
+/// and that are older than [`STALE_AFTER`].
 /// Best effort: errors are ignored.
 fn remove_stale_temps(dir: &Path, name: &OsStr) {
     let prefix = temp_prefix(name);
@@ -170,7 +178,14 @@ fn remove_stale_temps(dir: &Path, name: &OsStr) {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if pid != std::process::id() && !process_exists(pid) {
+        // The process must be gone and the file a minute old: a writer on
+        // another machine sharing the directory (whose pid means nothing
+        // here) is never cut off mid-write.
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_AFTER));
+        if pid != std::process::id() && old && !process_exists(pid) {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -237,6 +252,15 @@ mod tests {
         // A temporary file of a process that cannot exist (pid 0 is never a user process).
         let stale = dir.path().join(".m.ckpt.tmp-4294967295-0");
         fs::write(&stale, b"junk").unwrap();
+        let young = dir.path().join(".m.ckpt.tmp-4294967295-1");
+        fs::write(&young, b"maybe a writer on another host").unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
         let prove: &dyn Fn(&Path) -> io::Result<()> = &|p| {
             assert_eq!(fs::read(p)?, b"new");
             Err(io::Error::other("does not decode"))
@@ -244,7 +268,9 @@ mod tests {
         let err = write_atomic(&path, Special::Refuse, write_bytes(b"new"), Some(prove)).unwrap_err();
         assert!(err.1.to_string().contains("does not decode"));
         assert_eq!(fs::read(&path).unwrap(), b"old");
-        assert!(!stale.exists(), "the dead process's temporary file is removed");
+        assert!(!stale.exists(), "the dead process's old temporary file is removed");
+        assert!(young.exists(), "a recent one is left alone");
+        fs::remove_file(&young).unwrap();
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -6,19 +6,17 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The decoder's limit on what it may claim: bincode counts the in-memory
-/// size of every container it decodes (`len * size_of::<T>()`) against it.
-/// The format's largest valid payload is [`crate::MAX_PARAMETERS`] `f32`s
-/// with two optimiser slots each (3 GiB) plus bounded metadata, which
-/// claims less than 4 GiB; 8 GiB leaves room for container headers. The
-/// limit is a constant of the format, never derived from a file's length
-/// (format 1's mistake: payloads just under a power of two decoded to more
-/// than the length-derived limit and could not be read back).
+/// The decoder's limit on the bytes it may claim for strings and byte
+/// strings (each is read straight from the input, so it is also bounded by
+/// the payload's real length). A constant of the format, never derived from
+/// a file's length (format 1's mistake: payloads just under a power of two
+/// decoded to more than the length-derived limit and could not be read
+/// back).
 ///
-/// What a forged length prefix can make the decoder allocate is bounded
-/// separately: serde's sequence visitors pre-allocate at most 1 MiB per
-/// container and grow only as elements are actually read, so memory stays
-/// within a small multiple of the input's size.
+/// Containers are bounded elsewhere: the checkpoint's record types cap the
+/// length of every list as it decodes (`checkpoint/bounded.rs`), and serde
+/// pre-allocates at most 1 MiB per list, growing only as elements actually
+/// arrive, so memory stays within a small multiple of the input's size.
 const DECODE_LIMIT: usize = 1 << 33;
 
 /// Encodes `value`.

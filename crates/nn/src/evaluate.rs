@@ -36,8 +36,8 @@ pub enum Metrics {
         /// Mean squared error over every output value.
         mse: f64,
         /// The coefficient of determination, `1 - SS_res / SS_tot`, per
-        /// output and averaged (scikit-learn's `r2_score`); 0 for a constant
-        /// target.
+        /// output and averaged (scikit-learn's `r2_score`); for a constant
+        /// target, 1 when predicted exactly and 0 otherwise.
         r2: f64,
     },
 }
@@ -104,9 +104,12 @@ pub fn evaluate_in(
     mut on_chunk: impl FnMut(usize, ArrayView2<'_, f32>, Targets<'_>),
 ) -> Result<Evaluation> {
     let sizes = model.sizes();
-    if data.is_empty() {
+    if data.is_empty() || u32::try_from(data.len()).is_err() {
         return Err(crate::NnError::InvalidData {
-            reason: "there are no examples to evaluate".into(),
+            reason: match data.len() {
+                0 => "there are no examples to evaluate".into(),
+                n => format!("{n} examples; at most {} can be evaluated at once", u32::MAX),
+            },
         });
     }
     let target = data.target_shape();
@@ -208,7 +211,7 @@ pub fn evaluate_in(
     Ok(Evaluation { n, loss, metrics })
 }
 
-/// R² per output column, averaged; a column with no variance scores 0.
+/// R² per output column, averaged.
 fn r2_score(predicted: ArrayView2<'_, f32>, target: ArrayView2<'_, f32>) -> f64 {
     let n = target.nrows();
     if n == 0 || target.ncols() == 0 {
@@ -223,7 +226,13 @@ fn r2_score(predicted: ArrayView2<'_, f32>, target: ArrayView2<'_, f32>) -> f64 
             .zip(&t)
             .map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2))
             .sum();
-        total += if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { 0.0 };
+        // scikit-learn's convention for a constant target: 1 when predicted
+        // exactly, 0 otherwise.
+        total += match (ss_tot > 0.0, ss_res > 0.0) {
+            (true, _) => 1.0 - ss_res / ss_tot,
+            (false, false) => 1.0,
+            (false, true) => 0.0,
+        };
     }
     total / target.ncols() as f64
 }

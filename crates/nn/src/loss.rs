@@ -9,7 +9,7 @@
 //! - mean squared error ([`mean_squared_error`]) for regression.
 //!
 //! A loss of one's own needs no change here: compute `delta(L)` into
-//! [`crate::Workspace::output_and_delta`] and call
+//! [`crate::Mlp::output_and_delta`] and call
 //! [`crate::Mlp::backward_from_delta`].
 
 use crate::Targets;

@@ -325,9 +325,33 @@ impl Mlp {
         self.backward_from(Own::Given(x), loss, targets, ws, grads, bp2_factor)
     }
 
+    /// The output `A(L)` of the last forward pass over `batch` rows in `ws`,
+    /// and the buffer where a loss of one's own writes `delta(L) =
+    /// dL/dA(L)` before [`Mlp::backward_from_delta`].
+    ///
+    /// # Panics
+    /// If `ws` was made for another network or `batch > ws.max_batch()`.
+    #[track_caller]
+    pub fn output_and_delta<'w>(
+        &self,
+        ws: &'w mut Workspace,
+        batch: usize,
+    ) -> (ArrayView2<'w, f32>, ArrayViewMut2<'w, f32>) {
+        assert!(
+            ws.fits(&self.layers),
+            "output_and_delta: workspace was made for another network"
+        );
+        assert!(
+            batch <= ws.max_batch,
+            "output_and_delta: batch of {batch} exceeds the workspace's {}",
+            ws.max_batch
+        );
+        ws.output_and_delta(!self.writes_a(self.layers.len() - 1), batch)
+    }
+
     /// Backward from a `delta(L) = dL/dA(L)` the caller wrote into
-    /// [`Workspace::output_and_delta`] after [`Mlp::forward_input`] on the
-    /// same `x`: for losses of one's own. Overwrites `grads`.
+    /// [`Mlp::output_and_delta`] after [`Mlp::forward_input`] on the same
+    /// `x`: for losses of one's own. Overwrites `grads`.
     ///
     /// # Panics
     /// As [`Mlp::forward`].

@@ -244,9 +244,9 @@ impl Trainer {
     /// it, or an optimiser state that does not fit.
     pub fn resume(config: TrainConfig, model: Mlp, state: TrainState, n_train: usize) -> Result<Self> {
         config.validate()?;
-        if n_train == 0 {
+        if n_train == 0 || u32::try_from(n_train).is_err() {
             return Err(NnError::InvalidData {
-                reason: "there are no training examples".into(),
+                reason: format!("{n_train} training examples; a run takes 1 to {}", u32::MAX),
             });
         }
         if model.sizes() != config.sizes {
@@ -259,7 +259,17 @@ impl Trainer {
                 ),
             });
         }
-        let hidden = &model.activations()[..model.layers().len() - 1];
+        let activations = model.activations();
+        let (hidden, output) = activations.split_at(activations.len() - 1);
+        if output[0] != Activation::Identity {
+            return Err(NnError::InvalidConfig {
+                field: "activation",
+                reason: format!(
+                    "the model's output layer uses {}, a trained one the identity",
+                    output[0]
+                ),
+            });
+        }
         if hidden.iter().any(|&a| a != config.activation) {
             return Err(NnError::InvalidConfig {
                 field: "activation",

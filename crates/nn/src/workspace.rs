@@ -71,10 +71,10 @@ impl Workspace {
     }
 
     /// The output of the last forward pass over `batch` rows, and the buffer
-    /// for `delta(L) = dL/dA(L)` to write before
-    /// [`crate::Mlp::backward_from_delta`]. `identity_output` says whether
-    /// the output layer's activation is the identity (then `A(L) = Z(L)`).
-    pub fn output_and_delta(
+    /// for `delta(L) = dL/dA(L)`. `identity_output` says whether the output
+    /// layer's activation is the identity (then `A(L) = Z(L)`); users go
+    /// through [`crate::Mlp::output_and_delta`], which knows.
+    pub(crate) fn output_and_delta(
         &mut self,
         identity_output: bool,
         batch: usize,

@@ -2,13 +2,13 @@
 //! loads describes a model (and a run) that can be used as it is: shapes
 //! that chain, finite numbers, ranges kept, text safe to print.
 
-use super::record::{DataFileRecord, DataRecord, MetricsRecord};
+use super::record::{ActivationRecord, DataFileRecord, DataRecord, MetricsRecord, OptimizerRecord};
 use super::{CHECKPOINT_FORMAT_VERSION, Checkpoint, check_optimizer_state};
 use crate::{MAX_EPOCHS, MAX_PARAMETERS, NnError};
 use std::path::Path;
 
 /// The most layers a network may have.
-pub(super) const MAX_LAYERS: usize = 1024;
+pub(crate) const MAX_LAYERS: usize = 1024;
 /// The longest text field (names, versions), in bytes.
 const MAX_TEXT: usize = 4096;
 
@@ -239,7 +239,7 @@ impl Checkpoint {
                     ));
                 }
             }
-            if let super::record::ActivationRecord::LeakyRelu(slope) = p.activation
+            if let ActivationRecord::LeakyRelu(slope) = p.activation
                 && !slope.is_finite()
             {
                 return Err(Invalid::new(
@@ -261,7 +261,16 @@ impl Checkpoint {
         let Some(t) = &self.training else { return Ok(()) };
         let config = self.train_config().expect("training is present");
         config.validate().map_err(|e| Invalid::new("training", e.to_string()))?;
-        let hidden = &self.layers[..self.layers.len() - 1];
+        let (hidden, output) = self.layers.split_at(self.layers.len() - 1);
+        if output[0].activation != ActivationRecord::Identity {
+            return Err(Invalid::new(
+                format!("layers[{}].activation", hidden.len()),
+                format!(
+                    "{:?}, but a trained network's output layer is the identity",
+                    output[0].activation
+                ),
+            ));
+        }
         if let Some(l) = hidden.iter().position(|l| l.activation != t.activation) {
             return Err(Invalid::new(
                 format!("layers[{l}].activation"),
@@ -277,8 +286,13 @@ impl Checkpoint {
                 format!("{} epochs done of {} planned (at most {MAX_EPOCHS})", t.epoch, t.epochs),
             ));
         }
-        // An epoch has at most u32::MAX examples, so at most as many steps.
-        if t.step > t.epoch.saturating_mul(u64::from(u32::MAX)) || t.optimizer_step > t.step {
+        // An epoch has at most u32::MAX examples, so at most as many steps;
+        // an optimiser with state counts every step (plain SGD none).
+        let optimizer_steps = match t.optimizer {
+            OptimizerRecord::Sgd { .. } => 0,
+            _ => t.step,
+        };
+        if t.step > t.epoch.saturating_mul(u64::from(u32::MAX)) || t.optimizer_step != optimizer_steps {
             return Err(Invalid::new(
                 "training.step",
                 format!(

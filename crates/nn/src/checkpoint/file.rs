@@ -82,16 +82,7 @@ pub(super) fn load(path: &Path) -> Result<Checkpoint> {
         path: path.to_path_buf(),
         source,
     };
-    // A FIFO or device would block or never end: only regular files are
-    // opened.
-    let meta = std::fs::metadata(path).map_err(io_err)?;
-    if !meta.is_file() {
-        return Err(io_err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file; a checkpoint is a file written by `backprop train --save`",
-        )));
-    }
-    let mut file = File::open(path).map_err(io_err)?;
+    let mut file = open_regular(path).map_err(io_err)?;
     let file_len = file.metadata().map_err(io_err)?.len();
     let mut head = [0u8; CHECKPOINT_HEADER_LEN];
     let n = read_up_to(&mut file, &mut head).map_err(io_err)?;
@@ -103,10 +94,12 @@ pub(super) fn load(path: &Path) -> Result<Checkpoint> {
     let mut buf = vec![0u8; 1 << 16];
     let mut seen = 0u64;
     loop {
-        let k = file.read(&mut buf).map_err(io_err)?;
-        if k == 0 {
-            break;
-        }
+        let k = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
+        };
         seen += k as u64;
         hasher.update(&buf[..k]);
     }
@@ -117,7 +110,7 @@ pub(super) fn load(path: &Path) -> Result<Checkpoint> {
     // `parse` checked the declared length against the file's size and the
     // limit, so this allocation is bounded by real bytes on disk.
     let mut payload = Vec::with_capacity(len as usize);
-    File::open(path)
+    open_regular(path)
         .map_err(io_err)?
         .take(CHECKPOINT_HEADER_LEN as u64 + len + 1)
         .read_to_end(&mut payload)
@@ -132,6 +125,22 @@ pub(super) fn load(path: &Path) -> Result<Checkpoint> {
     let payload = &payload[CHECKPOINT_HEADER_LEN..];
     header.check_crc(crc32fast::hash(payload), path)?;
     decode_payload(payload, &header, path)
+}
+
+/// Opens `path` for reading only if it is a regular file. The open itself
+/// never blocks (`O_NONBLOCK`: a FIFO with no writer would block a plain
+/// open forever), and the check is made on the opened file, so nothing
+/// swapped in between can slip through.
+fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = File::options().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file; a checkpoint is a file written by `backprop train --save`",
+        ));
+    }
+    Ok(file)
 }
 
 fn changed(path: &Path, expected: u64, found: u64) -> NnError {

@@ -21,6 +21,7 @@
 //! its conversion), `file` (the header, reading and writing), `check`
 //! (validation of every field).
 
+mod bounded;
 mod check;
 mod file;
 pub mod record;
@@ -69,16 +70,19 @@ pub struct Checkpoint {
     /// The version of `backprop-nn` that wrote the file.
     pub crate_version: String,
     /// The layers, input first.
+    #[serde(deserialize_with = "bounded::layers")]
     pub layers: Vec<LayerRecord>,
     /// The loss the model was trained with.
     pub loss: LossRecord,
     /// Class names, one per output; empty when classes are just numbers.
+    #[serde(deserialize_with = "bounded::classes")]
     pub classes: Vec<String>,
     /// The standardisation applied to inputs before the network.
     pub normalization: Option<NormalizationRecord>,
     /// The training run, when the model was trained by a [`Trainer`].
     pub training: Option<TrainingRecord>,
     /// Per-epoch metrics, oldest first.
+    #[serde(deserialize_with = "bounded::history")]
     pub history: Vec<EpochRecord>,
     /// What the model was trained on.
     pub data: DataRecord,
@@ -485,8 +489,12 @@ mod tests {
             }],
         };
         let mut c = Checkpoint::from_trainer(&tiny_trainer(optimizer), history, data);
-        c.training.as_mut().unwrap().epoch = 1;
-        c.training.as_mut().unwrap().step = 3;
+        let t = c.training.as_mut().unwrap();
+        t.epoch = 1;
+        t.step = 3;
+        if !matches!(optimizer, OptimizerConfig::Sgd { .. }) {
+            t.optimizer_step = 3;
+        }
         c
     }
 
@@ -627,6 +635,10 @@ mod tests {
             }),
             ("training.epoch", |c| t(c).epoch = 4),
             ("training.step", |c| t(c).step = u64::MAX),
+            ("training.step", |c| t(c).optimizer_step = 0),
+            ("layers[1].activation", |c| {
+                c.layers[1].activation = ActivationRecord::Relu
+            }),
             ("training.optimizer_slots", |c| {
                 t(c).optimizer_slots[0].pop();
             }),

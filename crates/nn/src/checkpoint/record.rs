@@ -115,6 +115,7 @@ pub struct TrainingRecord {
     /// The optimiser's step count (Adam's `t`).
     pub optimizer_step: u64,
     /// The optimiser's state slots: `[slot][tensor][element]`.
+    #[serde(deserialize_with = "super::bounded::slots")]
     pub optimizer_slots: Vec<Vec<Vec<f32>>>,
 }
 
@@ -163,6 +164,7 @@ pub enum DataRecord {
     /// IDX image files.
     Idx {
         /// The four standard files.
+        #[serde(deserialize_with = "super::bounded::columns")]
         files: Vec<DataFileRecord>,
     },
     /// A CSV table.
@@ -174,6 +176,7 @@ pub enum DataRecord {
         /// The target column.
         target: String,
         /// The feature columns, in order.
+        #[serde(deserialize_with = "super::bounded::columns")]
         features: Vec<String>,
     },
 }

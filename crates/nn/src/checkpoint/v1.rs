@@ -17,20 +17,25 @@ pub(super) struct CheckpointV1 {
     format_version: u32,
     crate_version: String,
     architecture: ArchitectureV1,
+    #[serde(deserialize_with = "super::bounded::layers")]
     parameters: Vec<LayerV1>,
     optimizer: OptimizerV1,
     config: ConfigV1,
     epoch: usize,
     step: u64,
     shuffle_rng: RngState,
+    #[serde(deserialize_with = "super::bounded::history")]
     history: Vec<EpochV1>,
+    #[serde(deserialize_with = "super::bounded::columns")]
     dataset: Vec<FileV1>,
 }
 
 #[derive(Deserialize)]
 struct ArchitectureV1 {
     #[allow(dead_code)]
+    #[serde(deserialize_with = "super::bounded::sizes")]
     sizes: Vec<usize>,
+    #[serde(deserialize_with = "super::bounded::layers")]
     activations: Vec<ActivationV1>,
 }
 
@@ -55,6 +60,7 @@ enum OptimizerV1 {
 #[derive(Deserialize)]
 struct ConfigV1 {
     #[allow(dead_code)]
+    #[serde(deserialize_with = "super::bounded::sizes")]
     sizes: Vec<usize>,
     epochs: usize,
     batch_size: usize,

@@ -256,3 +256,23 @@ fn predictions_for_any_number_of_rows() {
     assert_eq!(model.predict(x.view()).len(), 600);
     assert_eq!(model.predict_outputs(Array2::zeros((0, 3)).view()).dim(), (0, 4));
 }
+
+/// A loss of one's own through `output_and_delta` and `backward_from_delta`
+/// gives the gradients the built-in loss gives.
+#[test]
+fn backward_from_a_delta_of_ones_own_matches_the_built_in_loss() {
+    let model = Mlp::new(&[4, 6, 3], &mut Rng::seed_from_u64(8)).unwrap();
+    let x = Array2::from_shape_fn((5, 4), |(i, j)| ((i * 4 + j) as f32).sin());
+    let labels = [0usize, 2, 1, 1, 0];
+    let mut ws = Workspace::new(&model.sizes(), 5);
+    let mut built_in = Gradients::new(&model);
+    model.backward_input(Input::Dense(x.view()), &labels, &mut ws, &mut built_in);
+    let mut own = Gradients::new(&model);
+    model.forward_input(Input::Dense(x.view()), &mut ws);
+    let (logits, delta) = model.output_and_delta(&mut ws, 5);
+    let logits = logits.to_owned();
+    crate::softmax_cross_entropy(logits.view(), &labels, delta);
+    model.backward_from_delta(Input::Dense(x.view()), &mut ws, &mut own);
+    assert_eq!(own.dw, built_in.dw);
+    assert_eq!(own.db, built_in.db);
+}
