@@ -246,7 +246,10 @@ impl Trainer {
         config.validate()?;
         if n_train == 0 || u32::try_from(n_train).is_err() {
             return Err(NnError::InvalidData {
-                reason: format!("{n_train} training examples; a run takes 1 to {}", u32::MAX),
+                reason: match n_train {
+                    0 => "there are no training examples".into(),
+                    n => format!("{n} training examples; a run takes at most {}", u32::MAX),
+                },
             });
         }
         if model.sizes() != config.sizes {
