@@ -19,8 +19,10 @@
 //! The opset is 13 (ONNX 1.8, IR version 7, run by any onnxruntime since
 //! 1.7) unless a layer uses GELU, whose single-node form needs opset 20
 //! (IR version 9; onnxruntime 1.17 or later, and `onnx.reference`).
-//! `metadata_props` hold the loss and the class names (a JSON array of
-//! strings; the class indices as strings when the checkpoint names none).
+//! `metadata_props` hold the loss, the class names (a JSON array of strings;
+//! the class indices as strings when the checkpoint names none), what the
+//! input is, and for a model trained on a CSV table its feature columns (a
+//! JSON array, in input order) and target column.
 //!
 //! The file is encoded with `prost` and hand-written messages for the part
 //! of `onnx.proto` written here ([`proto`]), field numbers as in ONNX 1.23's
@@ -36,7 +38,7 @@
 
 use anyhow::{Result, bail};
 use backprop_nn::Checkpoint;
-use backprop_nn::checkpoint::record::{ActivationRecord, LossRecord};
+use backprop_nn::checkpoint::record::{ActivationRecord, DataRecord, LossRecord};
 use prost::Message as _;
 
 /// The subset of `onnx.proto` this module writes (and the tests read).
@@ -338,6 +340,17 @@ pub(crate) fn model(checkpoint: &Checkpoint) -> Result<ModelProto> {
     let mut metadata = vec![entry("loss", if classify { "cross-entropy" } else { "mse" })];
     if classify {
         metadata.push(entry("classes", &serde_json::to_string(&classes)?));
+    }
+    match &checkpoint.data {
+        DataRecord::Idx { .. } => {
+            metadata.push(entry("input", "IDX images: each pixel / 255, row by row"));
+        }
+        DataRecord::Csv { features, target, .. } => {
+            metadata.push(entry("input", "CSV rows: the columns of \"features\", in order"));
+            metadata.push(entry("features", &serde_json::to_string(features)?));
+            metadata.push(entry("target", target));
+        }
+        DataRecord::Unknown => {}
     }
     Ok(ModelProto {
         ir_version: Some(ir_version),

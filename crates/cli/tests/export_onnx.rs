@@ -418,8 +418,11 @@ fn trained_model_exports_to_onnx_and_torch_layouts_that_predict_like_eval() {
     export(&model, &out, &[]);
     let onnx = decode(&out);
     assert_eq!(op_types(&onnx), ["Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax"]);
-    let classes: Vec<String> = serde_json::from_str(metadata(&onnx)["classes"]).unwrap();
+    let meta = metadata(&onnx);
+    let classes: Vec<String> = serde_json::from_str(meta["classes"]).unwrap();
     assert_eq!(classes, (0..10).map(|c| c.to_string()).collect::<Vec<_>>());
+    assert!(meta["input"].contains("/ 255"), "{meta:?}");
+    assert!(!meta.contains_key("features"));
     let values = interpret(
         &onnx,
         Matrix {
@@ -545,4 +548,76 @@ fn an_unknown_extension_asks_for_format_and_onnx_refuses_a_layout() {
     // A one-layer model: the Gemm writes the logits directly.
     export(&model, &dir.path().join("m.onnx"), &[]);
     assert_eq!(op_types(&decode(&dir.path().join("m.onnx"))), ["Gemm", "Softmax"]);
+}
+
+#[test]
+fn a_standardised_csv_model_names_its_features_and_predicts_like_predict_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.csv");
+    let mut text = String::from("u,label,v,w\n");
+    for i in 0..120 {
+        let class = i % 3;
+        let u = class as f32 * 10.0 + (i as f32 * 0.7).sin();
+        let v = (i as f32 * 1.3).cos() * 100.0 + 500.0;
+        let w = class as f32 - (i as f32 * 0.2).sin();
+        text.push_str(&format!("{u},c{class},{v},{w}\n"));
+    }
+    std::fs::write(&table, text).unwrap();
+    let model = dir.path().join("t.ckpt");
+    assert_ok(&backprop(&[
+        "train",
+        "--data",
+        path(&table),
+        "--target",
+        "label",
+        "--standardize",
+        "--activation",
+        "gelu",
+        "--layers",
+        "3,8,3",
+        "--epochs",
+        "5",
+        "--lr",
+        "0.1",
+        "--save",
+        path(&model),
+    ]));
+    let out = dir.path().join("t.onnx");
+    export(&model, &out, &[]);
+    let onnx = decode(&out);
+    assert_eq!(op_types(&onnx), ["Sub", "Div", "Gemm", "Gelu", "Gemm", "Softmax"]);
+    let meta = metadata(&onnx);
+    assert_eq!(meta["features"], r#"["u","v","w"]"#);
+    assert_eq!(meta["target"], "label");
+    assert_eq!(meta["classes"], r#"["c0","c1","c2"]"#);
+
+    let predicted = backprop(&["predict", path(&model), "--csv", path(&table), "--json"]);
+    assert_ok(&predicted);
+    let want: Vec<f32> = String::from_utf8(predicted.stdout)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            let row: serde_json::Value = serde_json::from_str(l).unwrap();
+            let outputs: Vec<f32> = serde_json::from_value(row["outputs"].clone()).unwrap();
+            outputs
+        })
+        .collect();
+    let x: Vec<f32> = std::fs::read_to_string(&table)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .flat_map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            [cells[0], cells[2], cells[3]].map(|c| c.parse::<f32>().unwrap())
+        })
+        .collect();
+    let values = interpret(
+        &onnx,
+        Matrix {
+            rows: 120,
+            cols: 3,
+            data: x,
+        },
+    );
+    assert_close(&values["probabilities"].data, &want, 1e-5);
 }
