@@ -224,12 +224,13 @@ Layouts (npz and safetensors):
           of nn.Sequential(Linear, activation, Linear, ..., Linear), whose
           Linear modules sit at indices 0, 2, 4, ...; layer i is
           x @ W.T + b, as torch.nn.Linear computes it
+Neither holds the mean and scale of a --standardize model; ONNX does.
 
 ONNX (--format onnx): input \"input\" float [batch, n_in]; the
 standardisation of a --standardize model (Sub, Div), then per layer Gemm and
 its activation; outputs \"probabilities\" (Softmax) and \"logits\" for a
 cross-entropy model, \"output\" for an MSE model. Opset 13, or 20 (Gelu)
-when a layer uses GELU. Images are inputs as pixels scaled to [0, 1].")]
+when a layer uses GELU. Image inputs are pixels scaled to [0, 1].")]
 pub(crate) struct ExportArgs {
     /// The checkpoint file (written by `backprop train --save`).
     pub(crate) model: PathBuf,
