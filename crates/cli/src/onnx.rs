@@ -219,7 +219,14 @@ pub(crate) const BATCH: &str = "batch";
 
 /// The encoded ONNX model of `checkpoint`.
 pub(crate) fn model_bytes(checkpoint: &Checkpoint) -> Result<Vec<u8>> {
-    Ok(model(checkpoint)?.encode_to_vec())
+    let model = model(checkpoint)?;
+    // Protocol buffers stop at 2 GiB; larger ONNX models keep their weights
+    // in external files, which this export does not write. (A network that
+    // trains here, at most 2^28 parameters, stays under 1.1 GiB.)
+    if model.encoded_len() > i32::MAX as usize {
+        bail!("the model is over 2 GiB, more than one ONNX file can hold");
+    }
+    Ok(model.encode_to_vec())
 }
 
 /// The ONNX model of `checkpoint` (see the module documentation).
