@@ -30,9 +30,8 @@ pub(crate) enum Command {
     /// Classify image files (PNG, JPEG, PGM), brought into MNIST's form
     /// first, or test images by index.
     Predict(PredictArgs),
-    /// Write a checkpoint's weights for NumPy (.npz) or the safetensors
-    /// ecosystem: `layers.{i}.weight` (n_in, n_out) and `layers.{i}.bias`,
-    /// f32.
+    /// Write a checkpoint's weights for NumPy (.npz), the safetensors
+    /// ecosystem or PyTorch, or the whole model as an ONNX graph (.onnx).
     Export(ExportArgs),
 }
 
@@ -217,13 +216,33 @@ pub(crate) struct PredictArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Layouts (npz and safetensors):
+  native  layers.{i}.weight (n_in, n_out) and layers.{i}.bias (n_out,):
+          layer i is x @ W + b
+  torch   {2i}.weight (n_out, n_in) and {2i}.bias (n_out,): the state_dict
+          of nn.Sequential(Linear, activation, Linear, ..., Linear), whose
+          Linear modules sit at indices 0, 2, 4, ...; layer i is
+          x @ W.T + b, as torch.nn.Linear computes it
+Neither holds the mean and scale of a --standardize model; ONNX does.
+
+ONNX (--format onnx): input \"input\" float [batch, n_in]; the
+standardisation of a --standardize model (Sub, Div), then per layer Gemm and
+its activation; outputs \"probabilities\" (Softmax) and \"logits\" for a
+cross-entropy model, \"output\" for an MSE model. Opset 13, or 20 (Gelu)
+when a layer uses GELU. Image inputs are pixels scaled to [0, 1].")]
 pub(crate) struct ExportArgs {
     /// The checkpoint file (written by `backprop train --save`).
     pub(crate) model: PathBuf,
 
-    /// The file format to write.
+    /// The file format to write [default: from OUT's extension: .npz,
+    /// .safetensors or .onnx].
     #[arg(long, value_enum)]
-    pub(crate) format: ExportFormat,
+    pub(crate) format: Option<ExportFormat>,
+
+    /// How .npz and .safetensors name and lay out the weights (see below).
+    #[arg(long, value_enum, default_value_t = ExportLayout::Native)]
+    pub(crate) layout: ExportLayout,
 
     /// The file to write (replaced atomically).
     pub(crate) out: PathBuf,
@@ -236,6 +255,18 @@ pub(crate) enum ExportFormat {
     Npz,
     /// The safetensors format (Hugging Face).
     Safetensors,
+    /// An ONNX model: the whole network, runnable by onnxruntime.
+    Onnx,
+}
+
+/// How `backprop export` names and lays out weights in .npz and .safetensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportLayout {
+    /// `layers.{i}.weight` (n_in, n_out), `layers.{i}.bias`.
+    Native,
+    /// PyTorch's `nn.Sequential` of `Linear`: `{2i}.weight` (n_out, n_in),
+    /// `{2i}.bias`.
+    Torch,
 }
 
 /// Parses a value through its `FromStr`, for clap.

@@ -1,7 +1,12 @@
-//! `backprop export MODEL --format npz|safetensors OUT`: a checkpoint's
-//! weights for other tools, as tensors `layers.{i}.weight` of shape
-//! `(n_in, n_out)` and `layers.{i}.bias` of shape `(n_out,)`, f32
-//! little-endian, so that `x @ W + b` is layer `i`.
+//! `backprop export MODEL [--format npz|safetensors|onnx] [--layout native|torch] OUT`:
+//! a checkpoint's weights for other tools, as tensors `layers.{i}.weight` of
+//! shape `(n_in, n_out)` and `layers.{i}.bias` of shape `(n_out,)`, f32
+//! little-endian, so that `x @ W + b` is layer `i`; with `--layout torch`, as
+//! the `state_dict` of a PyTorch `nn.Sequential(Linear, activation, Linear,
+//! ...)`: `{2i}.weight` of shape `(n_out, n_in)` and `{2i}.bias`, so that
+//! `x @ W.T + b` is layer `i`. `--format onnx` writes the whole model as an
+//! ONNX graph ([`crate::onnx`]). Without `--format`, OUT's extension names
+//! the format.
 //!
 //! `.npz` is written by hand: a zip archive of stored (uncompressed) entries
 //! `NAME.npy`, each a `.npy` version 1.0 file (magic, a Python-dict header
@@ -10,8 +15,8 @@
 //! `ndarray-npy` crate would add (it pulls in a Python-literal parser).
 //! `.safetensors` is written by the official `safetensors` crate.
 
-use crate::args::{ExportArgs, ExportFormat};
-use anyhow::{Context, Result};
+use crate::args::{ExportArgs, ExportFormat, ExportLayout};
+use anyhow::{Context, Result, bail};
 use backprop_nn::Checkpoint;
 use backprop_nn::atomic::Special;
 use std::io::{Cursor, Write};
@@ -32,44 +37,87 @@ impl Tensor {
 }
 
 pub(crate) fn run(args: ExportArgs) -> Result<()> {
+    let format = match args.format {
+        Some(format) => format,
+        None => format_from_extension(&args.out)?,
+    };
+    if format == ExportFormat::Onnx && args.layout != ExportLayout::Native {
+        bail!("--layout applies to npz and safetensors; an ONNX file holds the whole graph");
+    }
     crate::paths::refuse_overwriting_inputs("OUT", &args.out, std::slice::from_ref(&args.model))?;
     let checkpoint = Checkpoint::load(&args.model)?;
-    let tensors = tensors(&checkpoint);
-    let bytes = match args.format {
+    let tensors = tensors(&checkpoint, args.layout);
+    let bytes = match format {
         ExportFormat::Npz => npz_bytes(&tensors)?,
         ExportFormat::Safetensors => safetensors_bytes(&tensors)?,
+        ExportFormat::Onnx => crate::onnx::model_bytes(&checkpoint)?,
     };
     write_atomic(&args.out, &bytes)?;
+    let what = match format {
+        ExportFormat::Onnx => "an ONNX model".to_owned(),
+        _ => format!("{} tensors", tensors.len()),
+    };
     eprintln!(
-        "wrote {} tensors ({} parameters) to {}",
-        tensors.len(),
+        "wrote {what} ({} parameters) to {}",
         checkpoint.n_parameters(),
         args.out.display()
     );
     Ok(())
 }
 
-/// The checkpoint's parameters as named tensors, weights before biases,
-/// layer by layer.
-pub(crate) fn tensors(checkpoint: &Checkpoint) -> Vec<Tensor> {
+/// The format OUT's extension names (`.npz`, `.safetensors`, `.onnx`, in any
+/// case).
+pub(crate) fn format_from_extension(out: &Path) -> Result<ExportFormat> {
+    let extension = out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    Ok(match extension.as_deref() {
+        Some("npz") => ExportFormat::Npz,
+        Some("safetensors") => ExportFormat::Safetensors,
+        Some("onnx") => ExportFormat::Onnx,
+        _ => bail!(
+            "cannot tell the format from the name {}: give --format npz, safetensors or onnx \
+             (or name the file .npz, .safetensors or .onnx)",
+            out.display()
+        ),
+    })
+}
+
+/// The checkpoint's parameters as named tensors in `layout`, weights before
+/// biases, layer by layer.
+pub(crate) fn tensors(checkpoint: &Checkpoint, layout: ExportLayout) -> Vec<Tensor> {
     checkpoint
         .layers
         .iter()
         .enumerate()
         .flat_map(|(i, p)| {
+            let (n_in, n_out) = (p.shape.0 as usize, p.shape.1 as usize);
+            let (weight, shape, prefix) = match layout {
+                ExportLayout::Native => (p.weight.clone(), vec![n_in, n_out], format!("layers.{i}")),
+                ExportLayout::Torch => (
+                    transpose(&p.weight, n_in, n_out),
+                    vec![n_out, n_in],
+                    format!("{}", 2 * i),
+                ),
+            };
             [
                 Tensor {
-                    name: format!("layers.{i}.weight"),
-                    shape: vec![p.shape.0 as usize, p.shape.1 as usize],
-                    data: p.weight.clone(),
+                    name: format!("{prefix}.weight"),
+                    shape,
+                    data: weight,
                 },
                 Tensor {
-                    name: format!("layers.{i}.bias"),
+                    name: format!("{prefix}.bias"),
                     shape: vec![p.bias.len()],
                     data: p.bias.clone(),
                 },
             ]
         })
+        .collect()
+}
+
+/// The `(cols, rows)` transpose of a row-major `rows x cols` matrix.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols)
+        .flat_map(|j| (0..rows).map(move |i| m[i * cols + j]))
         .collect()
 }
 
@@ -221,6 +269,28 @@ mod tests {
             assert_eq!(view.dtype(), safetensors::Dtype::F32);
             assert_eq!(view.shape(), t.shape.as_slice());
             assert_eq!(view.data(), t.le_bytes().as_slice());
+        }
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        // [[1, 2, 3], [4, 5, 6]] -> [[1, 4], [2, 5], [3, 6]]
+        assert_eq!(
+            transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
+            [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+        assert_eq!(transpose(&[], 0, 3), Vec::<f32>::new());
+    }
+
+    #[test]
+    fn the_extension_names_the_format() {
+        let guess = |p: &str| format_from_extension(Path::new(p));
+        assert_eq!(guess("m.npz").unwrap(), ExportFormat::Npz);
+        assert_eq!(guess("dir.v2/m.SafeTensors").unwrap(), ExportFormat::Safetensors);
+        assert_eq!(guess("m.onnx").unwrap(), ExportFormat::Onnx);
+        for bad in ["m", "m.pt", "npz", ".onnx", "m.onnx.part"] {
+            let err = guess(bad).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("--format"), "{bad}: {err}");
         }
     }
 
