@@ -113,6 +113,14 @@ pub trait Examples: Sync {
         false
     }
 
+    /// Called by the trainer before it gathers the batches of epoch `epoch`
+    /// (counted from 0, so a resumed run passes the epoch it resumes at):
+    /// sources whose examples change from epoch to epoch, such as random
+    /// augmentation, draw from it. The default does nothing.
+    fn start_epoch(&self, epoch: usize) {
+        let _ = epoch;
+    }
+
     /// A hint that `indices` will be gathered next (while the current batch
     /// trains), for sources that can load them into caches early.
     fn prefetch(&self, indices: &[u32]) {

@@ -330,6 +330,7 @@ impl Trainer {
             });
         }
         let start = Instant::now();
+        data.start_epoch(self.epoch);
         self.batcher.start_epoch();
         let n_batches = self.batcher.n_batches();
         let mut loss_sum = 0.0f64;
