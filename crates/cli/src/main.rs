@@ -8,6 +8,7 @@ mod eval;
 mod export;
 mod inspect;
 mod paths;
+mod plot;
 mod predict;
 mod progress;
 mod train;
@@ -33,5 +34,6 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Eval(args) => eval::run(args),
         args::Command::Predict(args) => predict::run(args),
         args::Command::Export(args) => export::run(args),
+        args::Command::Plot(args) => plot::run(args),
     }
 }
