@@ -107,11 +107,13 @@ pub(crate) fn save(picture: &impl Picture, out: &Path, format: Format) -> Result
             }
             let image =
                 image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| anyhow!("picture buffer of the wrong size"))?;
-            let mut png = std::io::Cursor::new(Vec::new());
-            image
-                .write_to(&mut png, image::ImageFormat::Png)
+            use image::ImageEncoder;
+            use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+            let mut png = Vec::new();
+            PngEncoder::new_with_quality(&mut png, CompressionType::Best, FilterType::Adaptive)
+                .write_image(&image, w, h, image::ExtendedColorType::Rgb8)
                 .context("cannot encode the PNG")?;
-            png.into_inner()
+            png
         }
     };
     write_atomic(out, &bytes)

@@ -381,7 +381,7 @@ fn eval_draws_the_confusion_matrix_and_the_gallery() {
     let (_, _, texts) = svg_text(&gallery);
     let captions = texts
         .iter()
-        .filter(|t| t.starts_with("true ") && t.contains(", predicted "))
+        .filter(|t| t.starts_with("true ") && t.contains(" → predicted "))
         .count();
     assert_eq!(captions, 3, "{texts:?}");
     assert!(

@@ -1,6 +1,8 @@
 //! The confusion matrix as a heatmap: rows are the true class, columns the
-//! predicted one, each cell holds its count and is shaded by the share of
-//! its row (so a class's errors show however many images it has).
+//! predicted one, and each cell holds its count. The diagonal is shaded
+//! blue by the share of its row (the class's recall); the errors red, on
+//! their own scale up to the largest error count, so that they stand out
+//! beside diagonals a hundred times larger.
 
 use super::{Drawn, Picture, font, shorten, text_width};
 use anyhow::{Result, bail};
@@ -64,21 +66,30 @@ fn label_size(cell: u32) -> f64 {
     f64::from(cell).clamp(14.0, 28.0) * 0.45 + 5.0
 }
 
-/// White through blue, for a share in [0, 1].
-fn shade(share: f64) -> RGBColor {
+/// From near white to `to`, for a share in [0, 1].
+fn shade(share: f64, to: (f64, f64, f64)) -> RGBColor {
     let t = share.clamp(0.0, 1.0).sqrt();
     let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
-    RGBColor(mix(247.0, 8.0), mix(251.0, 48.0), mix(255.0, 107.0))
+    RGBColor(mix(250.0, to.0), mix(250.0, to.1), mix(250.0, to.2))
 }
 
-const TOP: u32 = 60;
+/// The diagonal's colour at full share.
+const BLUE: (f64, f64, f64) = (8.0, 48.0, 107.0);
+/// The errors' colour at the largest error.
+const RED: (f64, f64, f64) = (178.0, 24.0, 43.0);
+
+const TOP: u32 = 66;
 const TITLE: f64 = 22.0;
+/// The key to the colours, under the title.
+const NOTE: &str = "blue: share of the true class predicted right; red: errors, darkest the most frequent";
 const RIGHT: u32 = 30;
 
 impl Picture for Confusion {
     fn size(&self) -> (u32, u32) {
         let side = self.n() * self.cell;
-        let width = (self.margin.0 + side + RIGHT).max(text_width(&self.title, TITLE) + 40);
+        let width = (self.margin.0 + side + RIGHT)
+            .max(text_width(&self.title, TITLE) + 40)
+            .max(text_width(NOTE, 13.0) + 40);
         (width, TOP + side + self.margin.1)
     }
 
@@ -96,13 +107,30 @@ impl Picture for Confusion {
             font(TITLE).pos(centre),
         ))
         .drawn()?;
+        root.draw(&Text::new(
+            NOTE,
+            (w as i32 / 2, 44),
+            font(13.0).color(&RGBColor(90, 90, 90)).pos(centre),
+        ))
+        .drawn()?;
         let value_size = f64::from(cell) * 0.36;
+        let errors = self
+            .counts
+            .iter()
+            .enumerate()
+            .flat_map(|(t, row)| row.iter().enumerate().filter(move |(p, _)| *p != t).map(|(_, &c)| c));
+        let max_error = errors.max().unwrap_or(0).max(1) as f64;
         for (t, row) in self.counts.iter().enumerate() {
             let total: usize = row.iter().sum();
             for (p, &count) in row.iter().enumerate() {
-                let share = if total > 0 { count as f64 / total as f64 } else { 0.0 };
+                let share = match (t == p, total) {
+                    (true, 0) => 0.0,
+                    (true, _) => count as f64 / total as f64,
+                    (false, _) => count as f64 / max_error,
+                };
+                let fill = shade(share, if t == p { BLUE } else { RED });
                 let (x, y) = (x0 + p as i32 * cell, y0 + t as i32 * cell);
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], shade(share).filled()))
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], fill.filled()))
                     .drawn()?;
                 if cell >= 20 {
                     // Zeros recede, so that the errors stand out.
@@ -177,6 +205,6 @@ mod tests {
         let c = Confusion::new("t".into(), vec![vec![1, 0], vec![0, 1]], &["a".into(), "b".into()]).unwrap();
         assert_eq!(c.names, ["a", "b"]);
         assert!(Confusion::new("t".into(), vec![vec![1, 0]], &[]).is_err());
-        assert!(shade(1.0).0 < shade(0.1).0 && shade(0.0) == RGBColor(247, 251, 255));
+        assert!(shade(1.0, BLUE).0 < shade(0.1, BLUE).0 && shade(0.0, RED) == RGBColor(250, 250, 250));
     }
 }

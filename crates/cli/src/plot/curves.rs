@@ -121,14 +121,14 @@ fn panel<DB: DrawingBackend>(
         .x_label_formatter(&whole)
         .axis_desc_style(font(15.0))
         .label_style(font(13.0))
-        .light_line_style(RGBColor(235, 235, 235))
-        .bold_line_style(RGBColor(210, 210, 210))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
         .draw()
         .drawn()?;
     for s in series {
         let c = colour(s.name);
-        let dashed = s.name.starts_with("validation");
-        let style = c.stroke_width(if dashed { 2 } else { 3 });
+        // Validation is drawn thinner, under the test curve it often follows.
+        let style = c.stroke_width(if s.name.starts_with("validation") { 2 } else { 3 });
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), style))
             .drawn()?

@@ -104,18 +104,18 @@ impl Picture for Gallery {
             let mid = x + tw as i32 / 2;
             let top = Pos::new(HPos::Center, VPos::Top);
             let first = format!(
-                "true {}, predicted {}",
+                "true {} → predicted {}",
                 shorten(&tile.label, 8),
                 shorten(&tile.predicted, 8)
             );
-            root.draw(&Text::new(first, (mid, y + img_h + 5), font(13.0).pos(top)))
+            root.draw(&Text::new(first, (mid, y + img_h + 5), font(14.0).pos(top)))
                 .drawn()?;
             let second = format!("p = {:.1}%  (#{})", 100.0 * tile.probability, tile.index);
             let red = RGBColor(200, 30, 30);
             root.draw(&Text::new(
                 second,
                 (mid, y + img_h + 24),
-                font(13.0).color(&red).pos(top),
+                font(14.0).color(&red).pos(top),
             ))
             .drawn()?;
         }
