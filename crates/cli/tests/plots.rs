@@ -426,6 +426,10 @@ fn bad_inputs_are_refused_with_a_message() {
             vec!["plot", path(t.dir.path()), "-o", path(&png)],
             vec!["is a directory"],
         ),
+        (
+            vec!["plot", "/dev/null", "-o", path(&png)],
+            vec!["/dev/null", "not a regular file"],
+        ),
         (vec!["plot", path(&same), "-o", path(&same)], vec!["-o", "destroy"]),
         (
             vec!["plot", path(&t.model), "-o", path(&png), "--width", "50"],

@@ -46,9 +46,17 @@ pub(crate) struct History {
 
 /// Reads `path`: a checkpoint (told by its magic tag) or a metrics JSONL file.
 pub(crate) fn load(path: &Path) -> Result<History> {
-    if path.is_dir() {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+    if meta.is_dir() {
         bail!(
             "{} is a directory, not a checkpoint or a metrics JSONL file",
+            path.display()
+        );
+    }
+    if !meta.is_file() {
+        // Opening a FIFO would block, and a device is no metrics file.
+        bail!(
+            "{} is not a regular file (a FIFO or a device); give a checkpoint or a metrics JSONL file",
             path.display()
         );
     }
