@@ -33,6 +33,9 @@ pub(crate) enum Command {
     /// Write a checkpoint's weights for NumPy (.npz), the safetensors
     /// ecosystem or PyTorch, or the whole model as an ONNX graph (.onnx).
     Export(ExportArgs),
+    /// Draw the loss and accuracy (or R²) per epoch, from a checkpoint's
+    /// history or a metrics JSONL file, as SVG or PNG.
+    Plot(PlotArgs),
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +187,43 @@ pub(crate) struct EvalArgs {
     /// How many of the most confidently wrong test images to list.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub(crate) wrong: usize,
+
+    /// Also draw the confusion matrix as a heatmap to FILE (.png or .svg),
+    /// with counts in the cells and class names on the axes.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) confusion: Option<PathBuf>,
+
+    /// Also draw the most confidently wrong test images to FILE (.png or
+    /// .svg), each captioned with its true and predicted class and the
+    /// probability given (IDX image data only).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) gallery: Option<PathBuf>,
+
+    /// How many images --gallery shows.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=400))]
+    pub(crate) gallery_size: u16,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlotArgs {
+    /// A checkpoint (its per-epoch history) or a metrics JSONL file (one
+    /// JSON object per epoch with any of the keys `train --json` prints:
+    /// epoch, train_loss, test_loss, test_accuracy, test_mse, test_r2,
+    /// validation_loss, validation_accuracy, validation_r2).
+    pub(crate) input: PathBuf,
+
+    /// The picture to write: FILE.svg or FILE.png.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub(crate) out: PathBuf,
+
+    /// Width in pixels.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(100..=8000))]
+    pub(crate) width: u32,
+
+    /// Height in pixels.
+    #[arg(long, default_value_t = 420, value_parser = clap::value_parser!(u32).range(100..=8000))]
+    pub(crate) height: u32,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,8 @@
 use crate::args::EvalArgs;
 use crate::data::{is_csv, load_csv_for};
 use crate::export::write_atomic;
-use anyhow::{Context, Result};
+use crate::plot::{self, Format};
+use anyhow::{Context, Result, bail};
 use backprop_nn::{Checkpoint, Examples, Metrics, Mlp, Targets, evaluate_with};
 use serde::Serialize;
 
@@ -94,17 +95,36 @@ struct RegressionReport {
 }
 
 pub(crate) fn run(args: EvalArgs) -> Result<()> {
+    let mut inputs = crate::paths::data_files(&args.data);
+    inputs.push(args.model.clone());
     if let Some(out) = &args.predictions {
-        let mut inputs = crate::paths::data_files(&args.data);
-        inputs.push(args.model.clone());
         crate::paths::refuse_overwriting_inputs("--predictions", out, &inputs)?;
     }
+    for (flag, out) in [("--confusion", &args.confusion), ("--gallery", &args.gallery)] {
+        if let Some(out) = out {
+            Format::of(out, flag)?;
+            crate::paths::refuse_overwriting_inputs(flag, out, &inputs)?;
+        }
+    }
+    if args.gallery.is_some() && is_csv(&args.data) {
+        bail!(
+            "--gallery draws test images, and {} is a CSV table: it needs IDX image data",
+            args.data.display()
+        );
+    }
     let checkpoint = Checkpoint::load(&args.model)?;
+    if !checkpoint.loss().is_classification() && (args.confusion.is_some() || args.gallery.is_some()) {
+        bail!(
+            "--confusion and --gallery need a classifier; {} predicts values (--loss mse)",
+            args.model.display()
+        );
+    }
     let model = checkpoint
         .model()
         .with_context(|| format!("{}: cannot build the network", args.model.display()))?;
     let idx;
     let csv;
+    let mut images: Option<&backprop_data::Dataset> = None;
     let test: &dyn Examples = if is_csv(&args.data) {
         csv = load_csv_for(&checkpoint, &args.data)?.1;
         &csv
@@ -114,6 +134,7 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         if idx.test.n_features() == model.n_inputs() && idx.test.n_classes() == model.n_outputs() {
             check_same_data(&checkpoint, &args)?;
         }
+        images = Some(&idx.test);
         &idx.test
     };
     if !checkpoint.loss().is_classification() {
@@ -151,6 +172,7 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         )
     })?;
     wrong.sort_by(|a, b| b.probability.total_cmp(&a.probability).then(a.index.cmp(&b.index)));
+    let gallery: Vec<Wrong> = wrong.iter().take(usize::from(args.gallery_size)).copied().collect();
     wrong.truncate(args.wrong);
     let per_class = (0..n_classes)
         .map(|c| {
@@ -187,6 +209,45 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", text(&report));
+    }
+    draw_pictures(&args, &report, images, &gallery)
+}
+
+/// `--confusion` and `--gallery`: the pictures of an evaluation.
+fn draw_pictures(
+    args: &EvalArgs,
+    report: &Report,
+    images: Option<&backprop_data::Dataset>,
+    gallery: &[Wrong],
+) -> Result<()> {
+    let model = args
+        .model
+        .file_name()
+        .map_or_else(|| report.model.clone(), |n| n.to_string_lossy().into_owned());
+    if let Some(out) = &args.confusion {
+        let title = format!(
+            "{model}: accuracy {:.2}% on {} test examples",
+            100.0 * report.accuracy,
+            report.n
+        );
+        let picture = plot::Confusion::new(title, report.confusion.clone(), &report.classes)?;
+        plot::save(&picture, out, Format::of(out, "--confusion")?)?;
+    }
+    if let (Some(out), Some(images)) = (&args.gallery, images) {
+        let name = |c: usize| report.classes.get(c).cloned().unwrap_or_else(|| c.to_string());
+        let tiles = gallery
+            .iter()
+            .map(|w| plot::Tile {
+                index: w.index,
+                pixels: images.image(w.index).to_vec(),
+                label: name(w.label),
+                predicted: name(w.predicted),
+                probability: w.probability,
+            })
+            .collect();
+        let title = format!("{model}: the {} most confidently wrong test images", gallery.len());
+        let picture = plot::Gallery::new(title, tiles, images.image_shape())?;
+        plot::save(&picture, out, Format::of(out, "--gallery")?)?;
     }
     Ok(())
 }

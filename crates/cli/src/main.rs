@@ -9,6 +9,7 @@ mod export;
 mod inspect;
 mod onnx;
 mod paths;
+mod plot;
 mod predict;
 mod progress;
 mod train;
@@ -34,5 +35,6 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Eval(args) => eval::run(args),
         args::Command::Predict(args) => predict::run(args),
         args::Command::Export(args) => export::run(args),
+        args::Command::Plot(args) => plot::run(args),
     }
 }
