@@ -293,3 +293,34 @@ fn a_million_empty_entries_are_refused_within_the_bound() {
         );
     }
 }
+
+/// The toolkit (dropout, schedule, smoothing, clipping, max-norm) allocates
+/// nothing per step either.
+#[test]
+fn the_toolkit_allocates_nothing_per_step() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic {
+        n_train: 300,
+        ..Synthetic::default()
+    }
+    .write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    for threads in [1, 2] {
+        let config = TrainConfig {
+            sizes: vec![64, 32, 16, 10],
+            epochs: 3,
+            learning_rate: 0.01,
+            optimizer: OptimizerConfig::ADAM,
+            dropout: vec![0.3],
+            schedule: backprop_nn::Schedule::Cosine { floor: 0.0 },
+            warmup_steps: 5,
+            label_smoothing: 0.1,
+            clip_norm: Some(1.0),
+            max_norm: Some(3.0),
+            ..TrainConfig::default()
+        };
+        let (_, steady) = epoch_allocations_of(config, &data.train, threads);
+        assert_eq!(steady, 0, "{threads} threads");
+    }
+}

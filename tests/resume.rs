@@ -77,6 +77,7 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
             step: 2 * 19,
             shuffle_rng: backprop_tensor::Rng::seed_from_u64(0),
             optimizer: Default::default(),
+            dropout_rng: backprop_tensor::Rng::seed_from_u64(0),
         },
         data.train.len(),
     )
@@ -247,4 +248,52 @@ proptest::proptest! {
         train(&mut resumed, &data, &mut Vec::new());
         proptest::prop_assert!(weight_bytes(resumed.model()) == weight_bytes(straight.model()));
     }
+}
+
+/// The whole toolkit at once (dropout, a cosine schedule with warmup, label
+/// smoothing, clipping, max-norm, Adam): 2 epochs, a checkpoint, 2 more
+/// equal 4 in one go, byte for byte.
+#[test]
+fn the_toolkit_resumes_bit_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    let config = |epochs| TrainConfig {
+        sizes: vec![64, 32, 16, 10],
+        dropout: vec![0.3, 0.1],
+        schedule: backprop_nn::Schedule::Cosine { floor: 0.05 },
+        warmup_steps: 10,
+        label_smoothing: 0.1,
+        clip_norm: Some(1.0),
+        max_norm: Some(3.0),
+        optimizer: backprop_nn::OptimizerConfig::ADAM,
+        learning_rate: 0.01,
+        ..config(epochs)
+    };
+    let mut straight = Trainer::new(config(4), data.train.len()).unwrap();
+    train(&mut straight, &data, &mut Vec::new());
+    let mut first = Trainer::new(config(4), data.train.len()).unwrap();
+    first.train_epoch(&data.train, |_, _, _| {}).unwrap();
+    first.train_epoch(&data.train, |_, _, _| {}).unwrap();
+    let path = dir.path().join("toolkit.ckpt");
+    Checkpoint::from_trainer(&first, Vec::new(), DataRecord::Unknown)
+        .save(&path)
+        .unwrap();
+    let loaded = Checkpoint::load(&path).unwrap();
+    assert_eq!(loaded.train_config().unwrap().dropout, vec![0.3, 0.1]);
+    let mut resumed = loaded.into_trainer(data.train.len()).unwrap();
+    train(&mut resumed, &data, &mut Vec::new());
+    assert!(weight_bytes(resumed.model()) == weight_bytes(straight.model()));
+    // Dropout changes the run, so the test is not vacuous.
+    let mut plain = Trainer::new(
+        TrainConfig {
+            dropout: Vec::new(),
+            ..config(4)
+        },
+        data.train.len(),
+    )
+    .unwrap();
+    train(&mut plain, &data, &mut Vec::new());
+    assert!(weight_bytes(plain.model()) != weight_bytes(straight.model()));
+    assert!(evaluate(straight.model(), &data.test).unwrap().accuracy().unwrap() > 0.9);
 }

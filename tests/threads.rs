@@ -142,3 +142,33 @@ fn evaluation_does_not_depend_on_threads() {
         assert!(one_chunks == many_chunks, "{threads} threads: chunks differ");
     }
 }
+
+/// Dropout, a schedule, label smoothing, clipping and max-norm together:
+/// 1, 2 and 3 threads give the same bits.
+#[test]
+fn the_toolkit_does_not_depend_on_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic {
+        side: 16,
+        n_train: 500,
+        ..Synthetic::default()
+    }
+    .write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    let config = TrainConfig {
+        sizes: vec![256, 64, 32, 10],
+        epochs: 2,
+        batch_size: 50,
+        learning_rate: 0.01,
+        optimizer: OptimizerConfig::ADAMW,
+        dropout: vec![0.5],
+        schedule: backprop_nn::Schedule::OneCycle,
+        label_smoothing: 0.1,
+        clip_norm: Some(0.5),
+        max_norm: Some(2.0),
+        ..TrainConfig::default()
+    };
+    let one = run(config.clone(), &data.train, 1);
+    assert!(one == run(config.clone(), &data.train, 2));
+    assert!(one == run(config, &data.train, 3));
+}

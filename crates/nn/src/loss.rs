@@ -63,6 +63,64 @@ pub fn softmax_cross_entropy(z: ArrayView2<'_, f32>, labels: &[usize], mut delta
     (loss_sum / batch as f64) as f32
 }
 
+/// Cross-entropy against labels smoothed by `epsilon` (Szegedy et al.
+/// 2016): the target of row `i` is `(1 - epsilon) onehot(y_i) + epsilon / K`.
+/// Returns `L = -(1/B) sum_i sum_j T[i, j] log P[i, j]` (through
+/// log-softmax) and writes BP1, `delta(L) = (P - T) / B`. With `epsilon = 0`
+/// it is [`softmax_cross_entropy`].
+///
+/// # Panics
+/// As [`softmax_cross_entropy`].
+#[track_caller]
+pub fn smoothed_cross_entropy(
+    z: ArrayView2<'_, f32>,
+    labels: &[usize],
+    epsilon: f32,
+    mut delta: ArrayViewMut2<'_, f32>,
+) -> f32 {
+    let (batch, n_classes) = z.dim();
+    assert!(
+        delta.dim() == z.dim() && labels.len() == batch,
+        "smoothed_cross_entropy: z {:?}, delta {:?} and {} labels disagree",
+        z.dim(),
+        delta.dim(),
+        labels.len()
+    );
+    let inv_batch = 1.0 / batch as f32;
+    let off = epsilon / n_classes as f32;
+    let on = 1.0 - epsilon + off;
+    let mut loss_sum = 0.0f64;
+    Zip::from(z.rows())
+        .and(delta.rows_mut())
+        .and(labels)
+        .for_each(|z, mut delta, &y| {
+            assert!(
+                y < n_classes,
+                "smoothed_cross_entropy: label {y} is not below {n_classes}"
+            );
+            let max = z.fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let mut sum = 0.0f32;
+            Zip::from(&mut delta).and(&z).for_each(|d, &z| {
+                *d = (z - max).exp();
+                sum += *d;
+            });
+            let log_sum = sum.ln();
+            // -sum_j T_j log P_j, with log P_j = z_j - max - ln sum.
+            let mut row_loss = 0.0f64;
+            for (j, &zj) in z.iter().enumerate() {
+                let t = if j == y { on } else { off };
+                row_loss -= f64::from(t) * f64::from(zj - max - log_sum);
+            }
+            loss_sum += row_loss;
+            let scale = inv_batch / sum;
+            for (j, d) in delta.iter_mut().enumerate() {
+                let t = if j == y { on } else { off };
+                *d = *d * scale - t * inv_batch;
+            }
+        });
+    (loss_sum / batch as f64) as f32
+}
+
 /// Mean squared error against `targets`, and BP1 into `delta`.
 ///
 /// Returns `L = 1/(B K) sum_ij (y_ij - t_ij)^2` (PyTorch's `MSELoss`, mean
@@ -194,6 +252,27 @@ mod tests {
             assert!(delta.row(i).sum().abs() < 1e-6);
         }
         assert!((f64::from(loss) - want / 2.0).abs() < 1e-6);
+    }
+
+    /// Label smoothing against a hand computation: two classes, logits
+    /// (0, 0), label 0, epsilon 0.2: targets (0.9, 0.1), P = (0.5, 0.5),
+    /// loss = ln 2, delta = (0.5 - 0.9, 0.5 - 0.1).
+    #[test]
+    fn smoothed_cross_entropy_by_hand() {
+        let z = arr2(&[[0.0f32, 0.0]]);
+        let mut delta = Array2::zeros((1, 2));
+        let loss = smoothed_cross_entropy(z.view(), &[0], 0.2, delta.view_mut());
+        assert!((loss - std::f32::consts::LN_2).abs() < 1e-6);
+        assert!((delta[[0, 0]] + 0.4).abs() < 1e-6 && (delta[[0, 1]] - 0.4).abs() < 1e-6);
+        // Epsilon 0 is the plain loss.
+        let z = arr2(&[[0.5f32, -1.0, 2.0]]);
+        let (mut a, mut b) = (Array2::zeros((1, 3)), Array2::zeros((1, 3)));
+        let plain = softmax_cross_entropy(z.view(), &[1], a.view_mut());
+        let smoothed = smoothed_cross_entropy(z.view(), &[1], 0.0, b.view_mut());
+        assert!((plain - smoothed).abs() < 1e-6);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-7);
+        }
     }
 
     #[test]

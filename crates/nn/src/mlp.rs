@@ -268,6 +268,14 @@ impl Mlp {
             let z = ws.z[l].slice_mut(s![..batch, ..]);
             let a = self.writes_a(l).then(|| rest[0].slice_mut(s![..batch, ..]));
             layer.forward(&ws.pool, a_prev, z, a);
+            // Dropout on a hidden layer's output: A(l) <- A(l) * mask(l).
+            if ws.dropout_on
+                && let Some(Some(mask)) = ws.masks.get(l)
+            {
+                rest[0]
+                    .slice_mut(s![..batch, ..])
+                    .zip_mut_with(&mask.slice(s![..batch, ..]), |a, &m| *a *= m);
+            }
         }
         ws.output(self.writes_a(self.layers.len() - 1), batch)
     }
@@ -380,8 +388,14 @@ impl Mlp {
         value
     }
 
-    /// BP2-BP4 from `delta(L) = dL/dA(L)` in the workspace.
+    /// BP2-BP4 from `delta(L) = dL/dA(L)` in the workspace. Dropout masks
+    /// drawn for this pass are used here for the last time.
     fn backpropagate(&self, x: Own<'_>, ws: &mut Workspace, grads: &mut Gradients, bp2: Bp2Factor) {
+        self.backpropagate_once(x, ws, grads, bp2);
+        ws.dropout_on = false;
+    }
+
+    fn backpropagate_once(&self, x: Own<'_>, ws: &mut Workspace, grads: &mut Gradients, bp2: Bp2Factor) {
         let batch = x.rows(ws);
         let last = self.layers.len() - 1;
         // dL/dZ(L) = dL/dA(L) * f'(Z(L)); nothing to do for an identity output.
@@ -404,6 +418,12 @@ impl Mlp {
                 let wt = &mut ws.wt[l - 1];
                 wt.assign(&self.layers[l].w.t());
                 gemm_with(&ws.pool, 1.0, delta, wt.view(), 0.0, &mut delta_below);
+                // Through dropout: dL/dA(l-1) before the mask is the mask times it.
+                if ws.dropout_on
+                    && let Some(Some(mask)) = ws.masks.get(l - 1)
+                {
+                    delta_below.zip_mut_with(&mask.slice(s![..batch, ..]), |d, &m| *d *= m);
+                }
                 bp2(self.layers[l - 1].activation, delta_below, &ws.z, l - 1, batch);
             }
         }

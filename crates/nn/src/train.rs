@@ -1,9 +1,10 @@
 //! The training loop: epochs of reshuffled mini-batches, each a forward
 //! pass, the loss, a backward pass and an optimiser step.
 
+use crate::regularize::{apply_max_norm, clip_global_norm};
 use crate::{
-    Activation, Batcher, Examples, Gradients, Init, Loss, Mlp, NnError, Optimizer, OptimizerConfig, OptimizerState,
-    Result, SPARSE_INPUT_DENSITY, TargetShape, Workspace,
+    Activation, Batcher, Dropout, Examples, Gradients, Init, Loss, Mlp, NnError, Optimizer, OptimizerConfig,
+    OptimizerState, Result, SPARSE_INPUT_DENSITY, Schedule, TargetShape, Targets, Workspace,
 };
 use backprop_tensor::{Rng, ThreadPool};
 use std::sync::Arc;
@@ -36,8 +37,22 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Examples per mini-batch; the last batch of an epoch may be smaller.
     pub batch_size: usize,
-    /// Seeds the weight initialisation and the per-epoch shuffles.
+    /// Seeds the weight initialisation, the per-epoch shuffles and the
+    /// dropout masks.
     pub seed: u64,
+    /// How the learning rate changes step by step.
+    pub schedule: Schedule,
+    /// Steps of linear warmup before the schedule.
+    pub warmup_steps: u64,
+    /// Dropout rate of each hidden layer (empty: none); one rate is used for
+    /// every hidden layer.
+    pub dropout: Vec<f32>,
+    /// Label smoothing for cross-entropy, in `[0, 1)`.
+    pub label_smoothing: f32,
+    /// Gradient clipping by global norm.
+    pub clip_norm: Option<f32>,
+    /// A max-norm constraint on every unit's incoming weights.
+    pub max_norm: Option<f32>,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +67,12 @@ impl Default for TrainConfig {
             epochs: 10,
             batch_size: 64,
             seed: 42,
+            schedule: Schedule::Constant,
+            warmup_steps: 0,
+            dropout: Vec::new(),
+            label_smoothing: 0.0,
+            clip_norm: None,
+            max_norm: None,
         }
     }
 }
@@ -126,7 +147,49 @@ impl TrainConfig {
         if self.loss.is_classification() && self.sizes[self.sizes.len() - 1] < 2 {
             return bad("layer sizes", "a classifier needs at least 2 outputs".into());
         }
+        let n_hidden = self.sizes.len() - 2;
+        if !(self.dropout.is_empty() || self.dropout.len() == 1 || self.dropout.len() == n_hidden) {
+            return bad(
+                "dropout",
+                format!(
+                    "{} rates for {n_hidden} hidden layers; give one, or one per hidden layer",
+                    self.dropout.len()
+                ),
+            );
+        }
+        if let Some(p) = self.dropout.iter().find(|p| !(0.0..1.0).contains(*p)) {
+            return bad("dropout", format!("rates must be in [0, 1), got {p}"));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) || (self.label_smoothing > 0.0 && !self.loss.is_classification())
+        {
+            return bad(
+                "label smoothing",
+                format!(
+                    "must be in [0, 1), and only for cross-entropy; got {}",
+                    self.label_smoothing
+                ),
+            );
+        }
+        for (field, value) in [("clip norm", self.clip_norm), ("max norm", self.max_norm)] {
+            if let Some(v) = value
+                && !(v.is_finite() && v > 0.0)
+            {
+                return bad(field, format!("must be a positive number, got {v}"));
+            }
+        }
+        self.schedule.validate()?;
         self.optimizer.validate()
+    }
+
+    /// The dropout rate of each hidden layer: `dropout` with one rate
+    /// repeated for every layer, or zeros.
+    pub fn dropout_rates(&self) -> Vec<f32> {
+        let n_hidden = self.sizes.len().saturating_sub(2);
+        match self.dropout.as_slice() {
+            [] => vec![0.0; n_hidden],
+            [p] => vec![*p; n_hidden],
+            rates => rates.to_vec(),
+        }
     }
 
     /// Checks that the network fits the data: inputs and targets agree.
@@ -196,6 +259,8 @@ pub struct TrainState {
     pub shuffle_rng: Rng,
     /// The optimiser's state after `step` steps.
     pub optimizer: OptimizerState,
+    /// The dropout generator after `step` steps.
+    pub dropout_rng: Rng,
 }
 
 /// A training run in progress: the model and everything needed to continue.
@@ -212,11 +277,19 @@ pub struct Trainer {
     /// Whether training batches are compressed (mostly-zero inputs), decided
     /// once from the data's density.
     sparse_input: Option<bool>,
+    dropout: Dropout,
+    /// Whether any hidden layer drops units.
+    dropping: bool,
+    /// Scratch for the max-norm constraint: one value per unit.
+    norms: Vec<f64>,
 }
 
 /// Offset between the initialisation seed and the shuffle seed, so the two
 /// streams never overlap.
 const SHUFFLE_STREAM: u64 = 0x5348_5546_464c_4521;
+
+/// Offset of the dropout masks' seed.
+pub(crate) const DROPOUT_STREAM: u64 = 0x4452_4f50_4f55_5421;
 
 impl Trainer {
     /// A fresh run: weights drawn from `config.seed`, ready for `n_train`
@@ -233,6 +306,7 @@ impl Trainer {
             step: 0,
             shuffle_rng: Rng::seed_from_u64(config.seed ^ SHUFFLE_STREAM),
             optimizer: config.optimizer.build(&model, config.learning_rate)?.state(),
+            dropout_rng: Rng::seed_from_u64(config.seed ^ DROPOUT_STREAM),
         };
         Self::resume(config, model, state, n_train)
     }
@@ -292,8 +366,17 @@ impl Trainer {
             config.batch_size,
             state.shuffle_rng,
         );
+        let rates = config.dropout_rates();
+        let widest = config.sizes.iter().copied().max().unwrap_or(0);
         Ok(Self {
             optimizer,
+            dropping: rates.iter().any(|&p| p > 0.0),
+            dropout: Dropout::new(rates, state.dropout_rng),
+            norms: if config.max_norm.is_some() {
+                vec![0.0; widest]
+            } else {
+                Vec::new()
+            },
             workspace: Workspace::new(&config.sizes, max_batch),
             grads: Gradients::new(&model),
             batcher,
@@ -337,16 +420,45 @@ impl Trainer {
         let sparse = *self
             .sparse_input
             .get_or_insert_with(|| data.density().is_some_and(|d| d < SPARSE_INPUT_DENSITY));
+        let total_steps = (self.config.epochs * n_batches) as u64;
         for i in 0..n_batches {
             let (x, targets) = self.batcher.batch(data, i, sparse);
-            let loss = self
-                .model
-                .loss_backward(x, self.config.loss, targets, &mut self.workspace, &mut self.grads);
+            let c = &self.config;
+            let rate = c.schedule.rate(
+                c.learning_rate,
+                self.step,
+                n_batches as u64,
+                total_steps,
+                c.warmup_steps,
+            );
+            self.optimizer.set_learning_rate(rate);
+            if self.dropping {
+                self.dropout.draw(&mut self.workspace, targets.len());
+            }
+            let loss = match targets {
+                Targets::Classes(labels) if c.label_smoothing > 0.0 => {
+                    // A loss the model does not know, through the open path.
+                    self.model.forward_input(x, &mut self.workspace);
+                    let (z, delta) = self.model.output_and_delta(&mut self.workspace, labels.len());
+                    let loss = crate::smoothed_cross_entropy(z, labels, c.label_smoothing, delta);
+                    self.model.backward_from_delta(x, &mut self.workspace, &mut self.grads);
+                    loss
+                }
+                _ => self
+                    .model
+                    .loss_backward(x, c.loss, targets, &mut self.workspace, &mut self.grads),
+            };
             if !loss.is_finite() {
                 return Err(self.diverged("the batch loss"));
             }
             loss_sum += f64::from(loss) * targets.len() as f64;
+            if let Some(max) = self.config.clip_norm {
+                clip_global_norm(&mut self.grads, max);
+            }
             self.optimizer.step(self.workspace.pool(), &mut self.model, &self.grads);
+            if let Some(max) = self.config.max_norm {
+                apply_max_norm(&mut self.model, max, &mut self.norms);
+            }
             self.step += 1;
             on_batch(i + 1, n_batches, loss);
         }
@@ -379,6 +491,19 @@ impl Trainer {
     pub fn set_threads(&mut self, threads: usize) {
         let pool = Arc::new(ThreadPool::new(threads));
         self.workspace = Workspace::with_pool(&self.config.sizes, self.workspace.max_batch(), pool);
+    }
+
+    /// The learning rate the schedule gives the next step.
+    pub fn learning_rate(&self) -> f32 {
+        let c = &self.config;
+        let per_epoch = self.batcher.n_batches() as u64;
+        c.schedule.rate(
+            c.learning_rate,
+            self.step,
+            per_epoch,
+            c.epochs as u64 * per_epoch,
+            c.warmup_steps,
+        )
     }
 
     /// The threads training computes with, to share with evaluation.
@@ -424,6 +549,7 @@ impl Trainer {
             step: self.step,
             shuffle_rng: Rng::from_state(self.batcher.rng_state()),
             optimizer: self.optimizer.state(),
+            dropout_rng: self.dropout.rng().clone(),
         }
     }
 

@@ -28,6 +28,12 @@ pub struct Workspace {
     pub(crate) wt: Vec<Array2<f32>>,
     /// Threads for the matrix products.
     pub(crate) pool: Arc<ThreadPool>,
+    /// Dropout masks of the hidden layers (`0` or `1 / (1 - p)`), when
+    /// dropout is used; allocated by the first [`crate::Dropout::draw`].
+    pub(crate) masks: Vec<Option<Array2<f32>>>,
+    /// Whether the next forward and backward pass apply `masks`; set by
+    /// [`crate::Dropout::draw`], cleared after the backward pass.
+    pub(crate) dropout_on: bool,
 }
 
 impl Workspace {
@@ -50,6 +56,8 @@ impl Workspace {
             input: SparseRows::with_capacity(max_batch, sizes.first().copied().unwrap_or(0)),
             wt: sizes.windows(2).skip(1).map(|p| Array2::zeros((p[1], p[0]))).collect(),
             pool,
+            masks: Vec::new(),
+            dropout_on: false,
         }
     }
 

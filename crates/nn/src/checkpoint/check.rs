@@ -301,6 +301,27 @@ impl Checkpoint {
                 ),
             ));
         }
+        if t.validation > u64::from(u32::MAX) {
+            return Err(Invalid::new(
+                "training.validation",
+                format!("{} examples held out", t.validation),
+            ));
+        }
+        text("training.augment", &t.augment, true)?;
+        if let Some(e) = &t.early_stopping {
+            let ok = e.patience >= 1
+                && e.min_delta.is_finite()
+                && e.min_delta >= 0.0
+                && e.best_epoch <= t.epoch
+                && e.best_value.is_finite()
+                && e.waited <= t.epoch;
+            if !ok {
+                return Err(Invalid::new(
+                    "training.early_stopping",
+                    "patience at least 1, min_delta finite and >= 0, best epoch and waiting within the epochs done",
+                ));
+            }
+        }
         let model = self.model().map_err(|e| Invalid::new("layers", e.to_string()))?;
         let mut optimizer = config
             .optimizer

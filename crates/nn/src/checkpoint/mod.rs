@@ -124,6 +124,16 @@ impl Checkpoint {
             shuffle_rng: state.shuffle_rng.state(),
             optimizer_step: state.optimizer.step,
             optimizer_slots: state.optimizer.slots,
+            schedule: schedule_record(config.schedule),
+            warmup_steps: config.warmup_steps,
+            dropout: config.dropout.clone(),
+            dropout_rng: state.dropout_rng.state(),
+            label_smoothing: config.label_smoothing,
+            clip_norm: config.clip_norm,
+            max_norm: config.max_norm,
+            validation: 0,
+            early_stopping: None,
+            augment: String::new(),
         });
         checkpoint.history = history;
         checkpoint.data = data;
@@ -191,6 +201,12 @@ impl Checkpoint {
             epochs: t.epochs as usize,
             batch_size: t.batch_size as usize,
             seed: t.seed,
+            schedule: schedule(t.schedule),
+            warmup_steps: t.warmup_steps,
+            dropout: t.dropout.clone(),
+            label_smoothing: t.label_smoothing,
+            clip_norm: t.clip_norm,
+            max_norm: t.max_norm,
         })
     }
 
@@ -219,6 +235,7 @@ impl Checkpoint {
                 step: t.optimizer_step,
                 slots: t.optimizer_slots,
             },
+            dropout_rng: Rng::from_state(t.dropout_rng),
         };
         Trainer::resume(config, model, state, n_train)
     }
@@ -359,6 +376,68 @@ pub fn activation(a: ActivationRecord) -> Activation {
         ActivationRecord::Sigmoid => Activation::Sigmoid,
         ActivationRecord::Gelu => Activation::Gelu,
         ActivationRecord::Identity => Activation::Identity,
+    }
+}
+
+fn schedule_record(s: crate::Schedule) -> record::ScheduleRecord {
+    use crate::Schedule;
+    use record::ScheduleRecord as R;
+    match s {
+        Schedule::Constant => R::Constant,
+        Schedule::Step { every, factor } => R::Step {
+            every: every as u64,
+            factor,
+        },
+        Schedule::Exponential { gamma } => R::Exponential { gamma },
+        Schedule::Cosine { floor } => R::Cosine { floor },
+        Schedule::OneCycle => R::OneCycle,
+    }
+}
+
+fn schedule(s: record::ScheduleRecord) -> crate::Schedule {
+    use crate::Schedule;
+    use record::ScheduleRecord as R;
+    match s {
+        R::Constant => Schedule::Constant,
+        R::Step { every, factor } => Schedule::Step {
+            every: usize::try_from(every).unwrap_or(usize::MAX),
+            factor,
+        },
+        R::Exponential { gamma } => Schedule::Exponential { gamma },
+        R::Cosine { floor } => Schedule::Cosine { floor },
+        R::OneCycle => Schedule::OneCycle,
+    }
+}
+
+impl record::EarlyStoppingRecord {
+    /// The record of early stopping's state.
+    pub fn new(e: &crate::EarlyStopping) -> Self {
+        let (best_epoch, best_value) = e.best.map_or((0, 0.0), |(epoch, value)| (epoch as u64, value));
+        Self {
+            monitor: match e.monitor {
+                crate::Monitor::Loss => record::MonitorRecord::Loss,
+                crate::Monitor::Accuracy => record::MonitorRecord::Accuracy,
+            },
+            patience: e.patience as u64,
+            min_delta: e.min_delta,
+            best_epoch,
+            best_value,
+            waited: e.waited as u64,
+        }
+    }
+
+    /// Early stopping as recorded.
+    pub fn to_live(&self) -> crate::EarlyStopping {
+        crate::EarlyStopping {
+            monitor: match self.monitor {
+                record::MonitorRecord::Loss => crate::Monitor::Loss,
+                record::MonitorRecord::Accuracy => crate::Monitor::Accuracy,
+            },
+            patience: self.patience as usize,
+            min_delta: self.min_delta,
+            best: (self.best_epoch > 0).then_some((self.best_epoch as usize, self.best_value)),
+            waited: self.waited as usize,
+        }
     }
 }
 

@@ -117,6 +117,81 @@ pub struct TrainingRecord {
     /// The optimiser's state slots: `[slot][tensor][element]`.
     #[serde(deserialize_with = "super::bounded::slots")]
     pub optimizer_slots: Vec<Vec<Vec<f32>>>,
+    /// The learning-rate schedule.
+    pub schedule: ScheduleRecord,
+    /// Steps of linear warmup.
+    pub warmup_steps: u64,
+    /// Dropout rates as given: none, one for every hidden layer, or one per
+    /// hidden layer.
+    #[serde(deserialize_with = "super::bounded::layers")]
+    pub dropout: Vec<f32>,
+    /// The dropout generator after `step` steps.
+    pub dropout_rng: RngState,
+    /// Label smoothing for cross-entropy.
+    pub label_smoothing: f32,
+    /// Gradient clipping by global norm.
+    pub clip_norm: Option<f32>,
+    /// The max-norm constraint.
+    pub max_norm: Option<f32>,
+    /// Examples of the training set held out for validation (chosen by the
+    /// seed), 0 for none.
+    pub validation: u64,
+    /// Early stopping and where it stands.
+    pub early_stopping: Option<EarlyStoppingRecord>,
+    /// The data augmentation, as its specification (empty: none).
+    pub augment: String,
+}
+
+/// A learning-rate schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ScheduleRecord {
+    /// The base rate throughout.
+    Constant,
+    /// Decay by `factor` every `every` epochs.
+    Step {
+        /// Epochs between decays.
+        every: u64,
+        /// The factor.
+        factor: f32,
+    },
+    /// Decay by `gamma` per epoch.
+    Exponential {
+        /// The factor per epoch.
+        gamma: f32,
+    },
+    /// Cosine annealing to `floor` times the base rate.
+    Cosine {
+        /// The final fraction.
+        floor: f32,
+    },
+    /// Smith's one-cycle policy.
+    OneCycle,
+}
+
+/// The metric early stopping watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MonitorRecord {
+    /// Validation loss.
+    Loss,
+    /// Validation accuracy.
+    Accuracy,
+}
+
+/// Early stopping's settings and state.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStoppingRecord {
+    /// The watched metric.
+    pub monitor: MonitorRecord,
+    /// Epochs without improvement tolerated.
+    pub patience: u64,
+    /// The least change that counts.
+    pub min_delta: f64,
+    /// The best epoch so far (0: none yet).
+    pub best_epoch: u64,
+    /// Its value, as a quantity to minimise (accuracy negated).
+    pub best_value: f64,
+    /// Epochs since the best.
+    pub waited: u64,
 }
 
 /// Metrics on one data split after an epoch.

@@ -140,6 +140,18 @@ impl CheckpointV1 {
             shuffle_rng: self.shuffle_rng,
             optimizer_step: 0,
             optimizer_slots: Vec::new(),
+            schedule: super::record::ScheduleRecord::Constant,
+            warmup_steps: 0,
+            dropout: Vec::new(),
+            // Format 1 had no dropout: the stream a fresh run of the same
+            // seed would use, never drawn from.
+            dropout_rng: backprop_tensor::Rng::seed_from_u64(self.config.seed ^ crate::train::DROPOUT_STREAM).state(),
+            label_smoothing: 0.0,
+            clip_norm: None,
+            max_norm: None,
+            validation: 0,
+            early_stopping: None,
+            augment: String::new(),
         };
         let history = self
             .history

@@ -276,3 +276,63 @@ fn backward_from_a_delta_of_ones_own_matches_the_built_in_loss() {
     assert_eq!(own.dw, built_in.dw);
     assert_eq!(own.db, built_in.db);
 }
+
+/// With fixed dropout masks, backward matches central differences of the
+/// masked network (the masks multiply each hidden layer's output).
+#[test]
+fn dropout_backward_matches_finite_differences() {
+    for f in [Activation::Relu, Activation::Tanh] {
+        let case = case(&[6, 7, 5, 3], 8, 12, f, Loss::CrossEntropy);
+        let Case { model, x, truth, .. } = &case;
+        let Truth::Classes(labels) = truth else { unreachable!() };
+        let mut ws = Workspace::new(&model.sizes(), 8);
+        let mut dropout = crate::Dropout::new(vec![0.5, 0.3], Rng::seed_from_u64(9));
+        dropout.draw(&mut ws, 8);
+        let masks: Vec<Array2<f64>> = ws.masks.iter().map(|m| m.as_ref().unwrap().mapv(f64::from)).collect();
+        let mut grads = Gradients::new(model);
+        model.backward_input(Input::Dense(x.view()), labels, &mut ws, &mut grads);
+        assert!(!ws.dropout_on, "masks are used for one pass only");
+        let masked_loss = |params: &[(Array2<f64>, Array1<f64>)]| {
+            let mut a = x.mapv(f64::from);
+            for (l, (w, b)) in params.iter().enumerate() {
+                let mut z = a.dot(w);
+                z += b;
+                z.mapv_inplace(|v| f64_activation(model.layers()[l].activation, v));
+                if l < masks.len() {
+                    z *= &masks[l];
+                }
+                a = z;
+            }
+            let mut total = 0.0;
+            for (row, &y) in a.rows().into_iter().zip(labels) {
+                let max = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+                let log_sum = row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                total -= row[y] - max - log_sum;
+            }
+            total / labels.len() as f64
+        };
+        let mut params: Vec<(Array2<f64>, Array1<f64>)> = model
+            .layers()
+            .iter()
+            .map(|l| (l.w.mapv(f64::from), l.b.mapv(f64::from)))
+            .collect();
+        let h = 1e-5;
+        let mut worst = 0.0f64;
+        for l in 0..params.len() {
+            let scale = grads.dw[l].iter().fold(0.0f64, |m, &g| m.max(f64::from(g).abs()));
+            for idx in 0..params[l].0.len() {
+                let (i, j) = (idx / params[l].0.ncols(), idx % params[l].0.ncols());
+                let orig = params[l].0[[i, j]];
+                params[l].0[[i, j]] = orig + h;
+                let plus = masked_loss(&params);
+                params[l].0[[i, j]] = orig - h;
+                let minus = masked_loss(&params);
+                params[l].0[[i, j]] = orig;
+                let numeric = (plus - minus) / (2.0 * h);
+                let err = (f64::from(grads.dw[l][[i, j]]) - numeric).abs() / (numeric.abs() + 1e-2 * scale + 1e-8);
+                worst = worst.max(err);
+            }
+        }
+        assert!(worst < TOLERANCE, "{f}: largest relative error {worst:e}");
+    }
+}
