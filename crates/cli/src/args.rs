@@ -18,7 +18,7 @@ pub(crate) enum Command {
     /// Train a network (any activation, loss and optimiser) on IDX images or
     /// a CSV table, evaluating on the test set after
     /// every epoch.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Show what a checkpoint holds: format, architecture, parameter count
     /// and hash, training configuration and position, metrics history,
     /// dataset hashes.
@@ -101,6 +101,34 @@ pub(crate) struct TrainArgs {
     /// adam), decoupled for adamw [default: 0, adamw 0.01].
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) weight_decay: Option<f32>,
+
+    /// Learning-rate schedule, computed per step: constant, step:EVERY:FACTOR
+    /// (decay every EVERY epochs), exponential:GAMMA (per epoch), cosine
+    /// (or cosine:FLOOR, the final fraction of the rate), one-cycle
+    /// [default: constant].
+    #[arg(long, value_parser = parse_from_str::<backprop_nn::Schedule>)]
+    pub(crate) schedule: Option<backprop_nn::Schedule>,
+
+    /// Steps of linear warmup before the schedule [default: 0].
+    #[arg(long, value_name = "STEPS")]
+    pub(crate) warmup: Option<u64>,
+
+    /// Inverted dropout on hidden layers: one rate for all, or one per hidden
+    /// layer, comma-separated (e.g. 0.2,0.5) [default: none].
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub(crate) dropout: Option<Vec<f32>>,
+
+    /// Label smoothing for cross-entropy, in [0, 1) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) label_smoothing: Option<f32>,
+
+    /// Clip gradients to this global norm [default: off].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) clip_norm: Option<f32>,
+
+    /// Max-norm constraint on every unit's incoming weights [default: off].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) max_norm: Option<f32>,
 
     // --layers, --batch-size, --lr and --seed are options so that a resumed
     // run can tell a flag given from a default: the defaults are applied in

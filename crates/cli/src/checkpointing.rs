@@ -189,6 +189,12 @@ fn check_flags(args: &TrainArgs, saved: &TrainConfig, resume: &Path) -> Result<(
         ("--beta2", args.beta2.is_some()),
         ("--eps", args.eps.is_some()),
         ("--weight-decay", args.weight_decay.is_some()),
+        ("--schedule", args.schedule.is_some()),
+        ("--warmup", args.warmup.is_some()),
+        ("--dropout", args.dropout.is_some()),
+        ("--label-smoothing", args.label_smoothing.is_some()),
+        ("--clip-norm", args.clip_norm.is_some()),
+        ("--max-norm", args.max_norm.is_some()),
     ];
     if let Some((flag, _)) = tuned.iter().find(|(_, given)| *given) {
         bail!(

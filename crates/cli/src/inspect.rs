@@ -43,6 +43,14 @@ fn report(c: &Checkpoint, path: &str) -> serde_json::Value {
             "epochs": t.epochs,
             "epoch": r.epoch,
             "step": r.step,
+            "schedule": t.schedule.to_string(),
+            "warmup_steps": t.warmup_steps,
+            "dropout": t.dropout_rates(),
+            "label_smoothing": t.label_smoothing,
+            "clip_norm": t.clip_norm,
+            "max_norm": t.max_norm,
+            "validation": r.validation,
+            "augment": r.augment,
         })
     });
     let history: Vec<_> = c
@@ -148,6 +156,10 @@ fn text(c: &Checkpoint, path: &str) -> String {
                 t.seed,
                 t.resolved_init()
             );
+            let (schedule, extras) = crate::train::toolkit_text(&t);
+            if !schedule.is_empty() || !extras.is_empty() {
+                let _ = writeln!(out, "regularisation  learning rate{schedule}{extras}");
+            }
             let _ = writeln!(
                 out,
                 "progress        epoch {} of {}, step {}",

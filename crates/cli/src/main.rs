@@ -30,7 +30,7 @@ fn main() -> ExitCode {
 
 fn run(cli: args::Cli) -> anyhow::Result<()> {
     match cli.command {
-        args::Command::Train(args) => train::run(args),
+        args::Command::Train(args) => train::run(*args),
         args::Command::Inspect(args) => inspect::run(args),
         args::Command::Eval(args) => eval::run(args),
         args::Command::Predict(args) => predict::run(args),

@@ -64,6 +64,12 @@ pub(crate) fn config_from(args: &TrainArgs, sizes: Option<Vec<usize>>) -> Result
             None => default.batch_size,
         },
         seed: args.seed.unwrap_or(default.seed),
+        schedule: args.schedule.unwrap_or(default.schedule),
+        warmup_steps: args.warmup.unwrap_or(default.warmup_steps),
+        dropout: args.dropout.clone().unwrap_or(default.dropout),
+        label_smoothing: args.label_smoothing.unwrap_or(default.label_smoothing),
+        clip_norm: args.clip_norm,
+        max_norm: args.max_norm,
     };
     config.validate()?;
     Ok(config)
@@ -97,6 +103,37 @@ fn resumed_csv(args: &TrainArgs, c: &backprop_nn::Checkpoint) -> Result<(Option<
         (None, None) => None,
     };
     Ok((Some(target.clone()), test))
+}
+
+/// The schedule (after the learning rate) and the regularisers (at the
+/// end) of a run, as the banner prints them; empty for the defaults.
+pub(crate) fn toolkit_text(c: &TrainConfig) -> (String, String) {
+    let mut schedule = String::new();
+    if c.schedule != backprop_nn::Schedule::Constant {
+        schedule += &format!(" ({} schedule)", c.schedule);
+    }
+    if c.warmup_steps > 0 {
+        schedule += &format!(" after {} warmup steps", c.warmup_steps);
+    }
+    let mut extras = Vec::new();
+    if c.dropout_rates().iter().any(|&p| p > 0.0) {
+        extras.push(format!("dropout {:?}", c.dropout_rates()));
+    }
+    if c.label_smoothing > 0.0 {
+        extras.push(format!("label smoothing {}", c.label_smoothing));
+    }
+    if let Some(n) = c.clip_norm {
+        extras.push(format!("gradients clipped to norm {n}"));
+    }
+    if let Some(n) = c.max_norm {
+        extras.push(format!("max-norm {n}"));
+    }
+    let extras = if extras.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", extras.join(", "))
+    };
+    (schedule, extras)
 }
 
 /// One epoch's report, as printed with `--json`.
@@ -170,7 +207,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     if !args.json {
         let c = trainer.config();
         eprintln!(
-            "training {:?} ({}, {}, {}) on {} examples ({} test), {}, learning rate {}, batch {}, seed {}",
+            "training {:?} ({}, {}, {}) on {} examples ({} test), {}, learning rate {}{}, batch {}, seed {}{}",
             c.sizes,
             c.activation,
             c.resolved_init(),
@@ -179,8 +216,10 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             test.len(),
             c.optimizer,
             c.learning_rate,
+            toolkit_text(c).0,
             c.batch_size,
-            c.seed
+            c.seed,
+            toolkit_text(c).1,
         );
     }
     let start = Instant::now();

@@ -336,3 +336,108 @@ fn adam_runs_resume_exactly_from_the_cli() {
     assert!(!b.training.as_ref().unwrap().optimizer_slots.is_empty());
     assert_eq!(inspect_json(&split)["training"]["optimizer"], "adamw");
 }
+
+/// The toolkit's flags reach the run, show in inspect, resume exactly, and
+/// cannot change on resume.
+#[test]
+fn toolkit_flags_train_resume_exactly_and_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let flags = [
+        "--dropout",
+        "0.3",
+        "--schedule",
+        "cosine:0.1",
+        "--warmup",
+        "5",
+        "--label-smoothing",
+        "0.1",
+        "--clip-norm",
+        "2",
+        "--max-norm",
+        "3",
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.05",
+    ];
+    let (straight, split) = (dir.path().join("a.ckpt"), dir.path().join("b.ckpt"));
+    let run = |epochs: &str, save: &Path| {
+        let mut args = vec![
+            "train",
+            "--data",
+            path(dir.path()),
+            "--layers",
+            "64,32,10",
+            "--epochs",
+            epochs,
+        ];
+        args.extend_from_slice(&flags);
+        args.extend_from_slice(&["--save", path(save), "--json"]);
+        let out = backprop(&args);
+        assert_ok(&out);
+        out
+    };
+    let out = run("4", &straight);
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap();
+    assert!(last["test_accuracy"].as_f64().unwrap() > 0.9, "{last}");
+    let rate = last["learning_rate"].as_f64().unwrap();
+    assert!(rate < 0.05 * 0.2, "the cosine schedule ends near its floor: {rate}");
+    // Two epochs, then resumed to four (a constant schedule: a cosine's
+    // length follows the planned epochs, which --epochs would change).
+    let constant: Vec<&str> = flags.iter().copied().filter(|f| !f.starts_with("cos")).collect();
+    let constant: Vec<&str> = constant.into_iter().filter(|&f| f != "--schedule").collect();
+    let train_to = |epochs: &str, save: &Path| {
+        let mut args = vec![
+            "train",
+            "--data",
+            path(dir.path()),
+            "--layers",
+            "64,32,10",
+            "--epochs",
+            epochs,
+        ];
+        args.extend_from_slice(&constant);
+        args.extend_from_slice(&["--save", path(save)]);
+        assert_ok(&backprop(&args));
+    };
+    train_to("4", &split);
+    let (whole, part) = (dir.path().join("whole.ckpt"), dir.path().join("part.ckpt"));
+    train_to("4", &whole);
+    train_to("2", &part);
+    assert_ok(&backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--resume",
+        path(&part),
+        "--epochs",
+        "4",
+    ]));
+    assert_eq!(
+        inspect_json(&whole)["parameters_sha256"],
+        inspect_json(&part)["parameters_sha256"]
+    );
+    let json = inspect_json(&straight);
+    assert_eq!(json["training"]["dropout"], serde_json::json!([0.30000001192092896]));
+    assert_eq!(json["training"]["schedule"], "cosine:0.1");
+    assert_eq!(json["training"]["warmup_steps"], 5);
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--resume",
+        path(&split),
+        "--epochs",
+        "5",
+        "--dropout",
+        "0.1",
+    ]);
+    assert_fails_cleanly(&out, &["--dropout", "--resume"]);
+    let text = String::from_utf8(backprop(&["inspect", path(&straight)]).stdout).unwrap();
+    assert!(
+        text.contains("cosine:0.1 schedule") && text.contains("dropout [0.3]"),
+        "{text}"
+    );
+}

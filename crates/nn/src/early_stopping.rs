@@ -88,8 +88,10 @@ impl EarlyStopping {
 
     /// Takes epoch `epoch`'s validation `value` (as [`Monitor::value`]).
     pub fn update(&mut self, epoch: usize, value: f64) -> Verdict {
+        // A NaN value is never an improvement.
+        let improves = |best: f64| value < best - self.min_delta;
         match self.best {
-            Some((_, best)) if !(value < best - self.min_delta) => {
+            Some((_, best)) if !improves(best) => {
                 self.waited += 1;
                 if self.waited >= self.patience {
                     Verdict::Stop
