@@ -130,6 +130,37 @@ pub(crate) struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) max_norm: Option<f32>,
 
+    /// Hold out N examples of the training set (or a fraction, e.g. 0.1),
+    /// chosen by the seed, as a validation set measured every epoch; the
+    /// test set is then measured once, at the end (or every epoch with
+    /// --test-every-epoch).
+    #[arg(long, value_name = "N|FRACTION")]
+    pub(crate) validation: Option<f64>,
+
+    /// Measure the test set after every epoch even with --validation.
+    #[arg(long)]
+    pub(crate) test_every_epoch: bool,
+
+    /// Stop when the validation metric (loss or accuracy) has not improved
+    /// by more than --min-delta for --patience epochs. Needs --validation.
+    #[arg(long, value_name = "METRIC", value_parser = parse_from_str::<backprop_nn::Monitor>)]
+    pub(crate) early_stopping: Option<backprop_nn::Monitor>,
+
+    /// Epochs without improvement before early stopping [default: 5].
+    #[arg(long, value_name = "EPOCHS")]
+    pub(crate) patience: Option<usize>,
+
+    /// The least change of the validation metric that counts as an
+    /// improvement [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) min_delta: Option<f64>,
+
+    /// Also keep the best model by validation metric (--early-stopping's, or
+    /// loss) in PATH, a complete checkpoint written atomically whenever the
+    /// metric improves. Needs --validation.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) save_best: Option<PathBuf>,
+
     // --layers, --batch-size, --lr and --seed are options so that a resumed
     // run can tell a flag given from a default: the defaults are applied in
     // `TrainConfig::try_from`, and a resumed run refuses a differing value.

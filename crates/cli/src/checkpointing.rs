@@ -5,8 +5,8 @@ use crate::args::TrainArgs;
 use crate::data::Data;
 use crate::train::config_from;
 use anyhow::{Context, Result, bail};
-use backprop_nn::checkpoint::record::{DataRecord, EpochRecord, NormalizationRecord};
-use backprop_nn::{Checkpoint, EpochStats, Evaluation, TargetShape, TrainConfig, Trainer};
+use backprop_nn::checkpoint::record::{DataRecord, EarlyStoppingRecord, EpochRecord, NormalizationRecord};
+use backprop_nn::{Checkpoint, EarlyStopping, EpochStats, Evaluation, Examples, TargetShape, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 
 /// Where and what to save after each epoch.
@@ -19,6 +19,15 @@ pub(crate) struct Saver {
     normalization: Option<NormalizationRecord>,
     /// Held while the run may save to `path`.
     _lock: Option<crate::paths::SaveLock>,
+    /// Examples held out of the training set for validation.
+    pub(crate) validation: u64,
+    /// Early stopping, when asked for.
+    pub(crate) early_stopping: Option<EarlyStopping>,
+    /// Where the best model goes, with its lock.
+    best: Option<(PathBuf, crate::paths::SaveLock)>,
+    /// The best validation loss so far, for --save-best without early
+    /// stopping.
+    pub(crate) best_loss: Option<f64>,
 }
 
 impl Saver {
@@ -30,24 +39,56 @@ impl Saver {
 
 impl Saver {
     /// Adds the epoch to the history and, when saving, writes the
-    /// checkpoint (atomically, replacing the previous epoch's).
-    pub(crate) fn record(&mut self, trainer: &Trainer, stats: &EpochStats, eval: &Evaluation) -> Result<()> {
-        self.history.push(EpochRecord::from_epoch(stats, eval));
+    /// checkpoint (atomically, replacing the previous epoch's), and the best
+    /// model too when `improved`.
+    pub(crate) fn record(
+        &mut self,
+        trainer: &Trainer,
+        stats: &EpochStats,
+        validation: Option<&Evaluation>,
+        test: Option<&Evaluation>,
+        improved: bool,
+    ) -> Result<()> {
+        self.history.push(EpochRecord::with(stats, validation, test));
+        let checkpoint = || {
+            let mut c = Checkpoint::from_trainer(trainer, self.history.clone(), self.data.clone());
+            c.classes = self.classes.clone();
+            c.normalization = self.normalization.clone();
+            if let Some(t) = c.training.as_mut() {
+                t.validation = self.validation;
+                t.early_stopping = self.early_stopping.as_ref().map(EarlyStoppingRecord::new);
+            }
+            c
+        };
         if let Some(path) = &self.path {
-            let mut checkpoint = Checkpoint::from_trainer(trainer, self.history.clone(), self.data.clone());
-            checkpoint.classes = self.classes.clone();
-            checkpoint.normalization = self.normalization.clone();
-            checkpoint
+            checkpoint()
                 .save(path)
                 .with_context(|| format!("cannot save the checkpoint after epoch {}", stats.epoch))?;
         }
+        if improved && let Some((path, _)) = &self.best {
+            checkpoint()
+                .save(path)
+                .with_context(|| format!("cannot save the best model after epoch {}", stats.epoch))?;
+        }
         Ok(())
+    }
+
+    /// Where the best model is kept, if it is.
+    pub(crate) fn best_path(&self) -> Option<&Path> {
+        self.best.as_ref().map(|(p, _)| p.as_path())
     }
 }
 
-/// The trainer for `args`: a fresh run, or the run of `--resume` continued;
-/// with the [`Saver`] that records it.
-pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
+/// The trainer for `args` on the training source `train` (the training set,
+/// less any validation split of `validation` examples): a fresh run, or the
+/// run of `--resume` continued; with the [`Saver`] that records it.
+pub(crate) fn start(
+    args: &TrainArgs,
+    data: &Data,
+    train: &dyn Examples,
+    validation: u64,
+    early_stopping: Option<EarlyStopping>,
+) -> Result<(Trainer, Saver)> {
     let save_path = args.save.clone().or_else(|| args.resume.clone());
     if let Some(path) = &args.save {
         check_writable_dir(path)?;
@@ -56,6 +97,25 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
         crate::paths::refuse_overwriting_inputs("--save", path, &inputs)?;
     }
     let lock = save_path.as_deref().map(crate::paths::SaveLock::take).transpose()?;
+    let best = match &args.save_best {
+        Some(path) => {
+            check_writable_dir(path)?;
+            if validation == 0 {
+                bail!("--save-best keeps the best model by validation metric: give --validation too");
+            }
+            let mut inputs = crate::paths::data_files(&args.data);
+            inputs.extend(args.test.clone());
+            crate::paths::refuse_overwriting_inputs("--save-best", path, &inputs)?;
+            if save_path.as_deref().is_some_and(|p| crate::paths::same_file(p, path)) {
+                bail!(
+                    "--save-best {} is the file the run saves to; choose another",
+                    path.display()
+                );
+            }
+            Some((path.clone(), crate::paths::SaveLock::take(path)?))
+        }
+        None => None,
+    };
     let record = if save_path.is_some() {
         data.record(&args.data)?
     } else {
@@ -65,7 +125,6 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
         Data::Csv(d) => (d.classes.clone(), d.normalization.clone()),
         Data::Idx(_) => (Vec::new(), None),
     };
-    let train = data.train();
     let Some(resume) = &args.resume else {
         // CSV data picks the input and output widths when --layers is not given.
         let sizes = matches!(data, Data::Csv(_)).then(|| {
@@ -86,6 +145,10 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
             classes,
             normalization,
             _lock: lock,
+            validation,
+            early_stopping,
+            best,
+            best_loss: None,
         };
         return Ok((trainer, saver));
     };
@@ -133,6 +196,10 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
         classes,
         normalization,
         _lock: lock,
+        validation,
+        early_stopping,
+        best,
+        best_loss: None,
     };
     Ok((trainer, saver))
 }
@@ -195,6 +262,10 @@ fn check_flags(args: &TrainArgs, saved: &TrainConfig, resume: &Path) -> Result<(
         ("--label-smoothing", args.label_smoothing.is_some()),
         ("--clip-norm", args.clip_norm.is_some()),
         ("--max-norm", args.max_norm.is_some()),
+        ("--validation", args.validation.is_some()),
+        ("--early-stopping", args.early_stopping.is_some()),
+        ("--patience", args.patience.is_some()),
+        ("--min-delta", args.min_delta.is_some()),
     ];
     if let Some((flag, _)) = tuned.iter().find(|(_, given)| *given) {
         bail!(

@@ -12,6 +12,12 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
     Some((meta.dev(), meta.ino()))
 }
 
+/// Whether `a` and `b` name the same file (the same path, or one existing
+/// file by two names).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || (identity(a).is_some() && identity(a) == identity(b))
+}
+
 /// Refuses an output (`flag OUT`) that is one of the command's inputs:
 /// writing it would destroy what the command reads (a model exported over
 /// itself, predictions written over the data).

@@ -3,7 +3,7 @@
 use crate::data::{Data, Standardize, is_csv};
 use crate::{args::TrainArgs, checkpointing, progress};
 use anyhow::{Context, Result, bail};
-use backprop_nn::{EpochStats, Evaluation, Loss, Metrics, OptimizerConfig, TrainConfig, evaluate_in};
+use backprop_nn::{EpochStats, Evaluation, Examples, Loss, Metrics, OptimizerConfig, Subset, TrainConfig, evaluate_in};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -136,24 +136,6 @@ pub(crate) fn toolkit_text(c: &TrainConfig) -> (String, String) {
     (schedule, extras)
 }
 
-/// One epoch's report, as printed with `--json`.
-#[derive(Serialize)]
-struct EpochReport {
-    epoch: usize,
-    epochs: usize,
-    train_loss: f64,
-    test_loss: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_accuracy: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_mse: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_r2: Option<f64>,
-    learning_rate: f32,
-    seconds: f64,
-    eval_seconds: f64,
-}
-
 pub(crate) fn run(args: TrainArgs) -> Result<()> {
     if args.resume.is_none() {
         // Bad flags fail before the data loads (a CSV's widths are not known
@@ -199,15 +181,55 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             args.seed.unwrap_or(TrainConfig::default().seed),
         )?,
     };
-    let (mut trainer, mut saver) = checkpointing::start(&args, &data)?;
+    let full = data.train();
+    // The validation split and early stopping: recorded by a resumed run,
+    // from the flags for a new one.
+    let (validation, early_stopping, seed) = match &resumed {
+        Some(c) => {
+            let t = c.training.as_ref();
+            (
+                t.map_or(0, |t| t.validation),
+                t.and_then(|t| t.early_stopping.map(|e| e.to_live())),
+                c.train_config().map_or(0, |t| t.seed),
+            )
+        }
+        None => {
+            let n = validation_count(args.validation, full.len())?;
+            if n == 0 && args.early_stopping.is_some() {
+                bail!("--early-stopping watches a validation metric: give --validation too");
+            }
+            let early = args
+                .early_stopping
+                .map(|m| backprop_nn::EarlyStopping::new(m, args.patience.unwrap_or(5), args.min_delta.unwrap_or(0.0)));
+            if early.as_ref().is_some_and(|e| e.patience == 0 || !(e.min_delta >= 0.0)) {
+                bail!("--patience must be at least 1 and --min-delta a number >= 0");
+            }
+            (n, early, args.seed.unwrap_or(TrainConfig::default().seed))
+        }
+    };
+    let split = (validation > 0).then(|| backprop_nn::split_validation(full.len(), validation as usize, seed));
+    let (train_part, validation_part) = match split {
+        Some((t, v)) => (Some(Subset::new(full, t)), Some(Subset::new(full, v))),
+        None => (None, None),
+    };
+    let train: &dyn Examples = match &train_part {
+        Some(t) => t,
+        None => full,
+    };
+    let (mut trainer, mut saver) = checkpointing::start(&args, &data, train, validation, early_stopping)?;
     trainer.set_threads(usize::from(args.threads));
     // The CLI owns its main thread: keep it off the workers' cores.
     trainer.pool().pin_caller();
-    let (train, test) = (data.train(), data.test());
+    let test = data.test();
     if !args.json {
         let c = trainer.config();
+        let held_out = if validation > 0 {
+            format!(", {validation} held out for validation")
+        } else {
+            String::new()
+        };
         eprintln!(
-            "training {:?} ({}, {}, {}) on {} examples ({} test), {}, learning rate {}{}, batch {}, seed {}{}",
+            "training {:?} ({}, {}, {}) on {} examples{held_out} ({} test), {}, learning rate {}{}, batch {}, seed {}{}",
             c.sizes,
             c.activation,
             c.resolved_init(),
@@ -222,7 +244,14 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             toolkit_text(c).1,
         );
     }
+    if let Some(e) = &saver.early_stopping
+        && e.waited >= e.patience
+    {
+        eprintln!("early stopping had stopped this run: nothing to train");
+        return Ok(());
+    }
     let start = Instant::now();
+    let every_epoch_test = validation_part.is_none() || args.test_every_epoch;
     while !trainer.is_done() {
         let label = format!("epoch {}/{}", trainer.epoch() + 1, trainer.config().epochs);
         let bar = progress::bar(0, &label);
@@ -245,12 +274,21 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             bar.finish_and_clear();
         }
         let eval_start = Instant::now();
-        let eval = evaluate_in(trainer.pool(), trainer.model(), test, |_, _, _| {})?;
-        if let (Some(accuracy), backprop_nn::TargetShape::Classes(n)) = (eval.accuracy(), test.target_shape())
+        let val_eval = match &validation_part {
+            Some(v) => Some(evaluate_in(trainer.pool(), trainer.model(), v, |_, _, _| {})?),
+            None => None,
+        };
+        let test_eval = if every_epoch_test {
+            Some(evaluate_in(trainer.pool(), trainer.model(), test, |_, _, _| {})?)
+        } else {
+            None
+        };
+        if let Some(watched) = val_eval.as_ref().or(test_eval.as_ref())
+            && let (Some(accuracy), backprop_nn::TargetShape::Classes(n)) = (watched.accuracy(), test.target_shape())
             && accuracy <= 1.2 / n as f64
         {
             eprintln!(
-                "warning: epoch {}: test accuracy {:.2}% is at chance for {n} classes; training has not \
+                "warning: epoch {}: accuracy {:.2}% is at chance for {n} classes; training has not \
                  learned (or has diverged): try a lower --lr",
                 stats.epoch,
                 100.0 * accuracy
@@ -258,47 +296,205 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         }
         report(
             &stats,
-            &eval,
+            val_eval.as_ref(),
+            test_eval.as_ref(),
             eval_start.elapsed().as_secs_f64(),
             trainer.config().epochs,
             args.json,
         )?;
-        saver.record(&trainer, &stats, &eval)?;
+        // Early stopping (or, for --save-best alone, validation loss) decides
+        // what is best.
+        let verdict = match (&mut saver.early_stopping, &val_eval) {
+            (Some(e), Some(v)) => e.monitor.value(v).map(|value| e.update(stats.epoch, value)),
+            _ => None,
+        };
+        let improved = match (verdict, &val_eval) {
+            (Some(v), _) => v == backprop_nn::Verdict::Improved,
+            (None, Some(v)) => saver.best_loss.is_none_or(|best| v.loss < best),
+            (None, None) => false,
+        };
+        if improved && let Some(v) = &val_eval {
+            saver.best_loss = Some(v.loss);
+        }
+        saver.record(&trainer, &stats, val_eval.as_ref(), test_eval.as_ref(), improved)?;
+        if verdict == Some(backprop_nn::Verdict::Stop) {
+            if let Some((best, _)) = saver.early_stopping.and_then(|e| e.best) {
+                eprintln!(
+                    "early stopping after epoch {}: no improvement since epoch {best}",
+                    stats.epoch
+                );
+            }
+            break;
+        }
     }
     if !args.json {
         eprintln!("done in {:.1} s", start.elapsed().as_secs_f64());
     }
+    if !every_epoch_test {
+        final_test(&args, &saver, &trainer, test)?;
+    }
     Ok(())
 }
 
-fn report(stats: &EpochStats, eval: &Evaluation, eval_seconds: f64, epochs: usize, json: bool) -> Result<()> {
-    let (accuracy, mse, r2) = match eval.metrics {
-        Metrics::Classification { accuracy, .. } => (Some(accuracy), None, None),
-        Metrics::Regression { mse, r2 } => (None, Some(mse), Some(r2)),
+/// The test set measured once, at the end, on the best model when one was
+/// kept, else the final one; clearly labelled.
+fn final_test(
+    args: &TrainArgs,
+    saver: &checkpointing::Saver,
+    trainer: &backprop_nn::Trainer,
+    test: &dyn Examples,
+) -> Result<()> {
+    let (model, which) = match saver.best_path() {
+        Some(path) if path.exists() => {
+            let best = backprop_nn::Checkpoint::load(path)?;
+            let epoch = best.epoch();
+            (best.model()?, format!("best model (epoch {epoch}, {})", path.display()))
+        }
+        _ => (
+            trainer.model().clone(),
+            format!("final model (epoch {})", trainer.epoch()),
+        ),
     };
+    let eval = evaluate_in(trainer.pool(), &model, test, |_, _, _| {})?;
+    if args.json {
+        let line = serde_json::json!({
+            "final_test": which,
+            "test_loss": eval.loss,
+            "test_accuracy": eval.accuracy(),
+            "test_r2": eval.r2(),
+            "n": eval.n,
+        });
+        println!("{line}");
+    } else {
+        let measure = match eval.metrics {
+            Metrics::Classification { accuracy, correct } => {
+                format!(
+                    "accuracy {:.2}% ({correct} of {}), loss {:.4}",
+                    100.0 * accuracy,
+                    eval.n,
+                    eval.loss
+                )
+            }
+            Metrics::Regression { mse, r2 } => format!("mse {mse:.4}, R² {r2:.4}"),
+        };
+        println!("test set, {which}: {measure}");
+    }
+    Ok(())
+}
+
+/// The number of examples `--validation` holds out of `n`: a count, or a
+/// fraction below 1.
+fn validation_count(flag: Option<f64>, n: usize) -> Result<u64> {
+    let Some(v) = flag else { return Ok(0) };
+    let count = if v > 0.0 && v < 1.0 {
+        (v * n as f64).round() as u64
+    } else if v >= 1.0 && v.fract() == 0.0 {
+        v as u64
+    } else {
+        bail!("--validation {v}: give a number of examples (e.g. 5000) or a fraction in (0, 1) (e.g. 0.1)");
+    };
+    if count == 0 || count as usize >= n {
+        bail!("--validation {v} holds out {count} of the {n} training examples; keep at least one on each side");
+    }
+    Ok(count)
+}
+
+/// One epoch's report, as printed with `--json`: the test fields when the
+/// test set was measured, the validation fields when there is a split.
+#[derive(Serialize)]
+struct EpochReport {
+    epoch: usize,
+    epochs: usize,
+    train_loss: f64,
+    #[serde(flatten)]
+    test: Option<Measured>,
+    #[serde(flatten)]
+    validation: Option<Measured>,
+    learning_rate: f32,
+    seconds: f64,
+    eval_seconds: f64,
+}
+
+/// One evaluation's fields, named after its split (`test_loss`,
+/// `validation_accuracy`, ...).
+struct Measured {
+    split: &'static str,
+    eval: Evaluation,
+}
+
+impl Serialize for Measured {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(&format!("{}_loss", self.split), &self.eval.loss)?;
+        match self.eval.metrics {
+            Metrics::Classification { accuracy, .. } => {
+                map.serialize_entry(&format!("{}_accuracy", self.split), &accuracy)?;
+            }
+            Metrics::Regression { mse, r2 } => {
+                map.serialize_entry(&format!("{}_mse", self.split), &mse)?;
+                map.serialize_entry(&format!("{}_r2", self.split), &r2)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `SPLIT loss L  SPLIT accuracy A%` (or MSE and R²) for the text report.
+fn measure_text(split: &str, eval: &Evaluation) -> String {
+    match eval.metrics {
+        Metrics::Classification { accuracy, .. } => {
+            format!(
+                "{split} loss {:.4}  {split} accuracy {:6.2}%",
+                eval.loss,
+                100.0 * accuracy
+            )
+        }
+        Metrics::Regression { mse, r2 } => format!("{split} mse {mse:.4}  {split} R² {r2:.4}"),
+    }
+}
+
+fn report(
+    stats: &EpochStats,
+    validation: Option<&Evaluation>,
+    test: Option<&Evaluation>,
+    eval_seconds: f64,
+    epochs: usize,
+    json: bool,
+) -> Result<()> {
     if json {
         let line = EpochReport {
             epoch: stats.epoch,
             epochs,
             train_loss: stats.train_loss,
-            test_loss: eval.loss,
-            test_accuracy: accuracy,
-            test_mse: mse,
-            test_r2: r2,
+            test: test.map(|e| Measured {
+                split: "test",
+                eval: *e,
+            }),
+            validation: validation.map(|e| Measured {
+                split: "validation",
+                eval: *e,
+            }),
             learning_rate: stats.learning_rate,
             seconds: stats.seconds,
             eval_seconds,
         };
         println!("{}", serde_json::to_string(&line)?);
     } else {
-        let measure = match (accuracy, mse, r2) {
-            (Some(a), _, _) => format!("test loss {:.4}  test accuracy {:6.2}%", eval.loss, 100.0 * a),
-            (_, Some(mse), Some(r2)) => format!("test mse {mse:.4}  test R² {r2:.4}"),
-            _ => String::new(),
-        };
+        let mut measures = Vec::new();
+        if let Some(v) = validation {
+            measures.push(measure_text("validation", v));
+        }
+        if let Some(t) = test {
+            measures.push(measure_text("test", t));
+        }
         println!(
-            "epoch {:>3}/{}  train loss {:.4}  {measure}  {:.2} s",
-            stats.epoch, epochs, stats.train_loss, stats.seconds
+            "epoch {:>3}/{}  train loss {:.4}  {}  {:.2} s",
+            stats.epoch,
+            epochs,
+            stats.train_loss,
+            measures.join("  "),
+            stats.seconds
         );
     }
     Ok(())

@@ -441,3 +441,113 @@ fn toolkit_flags_train_resume_exactly_and_are_kept() {
         "{text}"
     );
 }
+
+/// A validation split measured every epoch, the test set once at the end
+/// (on the best model), early stopping, and --save-best holding the best
+/// epoch's weights; an early-stopped run does not train on when resumed.
+#[test]
+fn validation_early_stopping_and_save_best() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let (last, best) = (dir.path().join("last.ckpt"), dir.path().join("best.ckpt"));
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--layers",
+        "64,16,10",
+        "--epochs",
+        "40",
+        "--lr",
+        "0.05",
+        "--validation",
+        "0.25",
+        "--early-stopping",
+        "accuracy",
+        "--patience",
+        "3",
+        "--save",
+        path(&last),
+        "--save-best",
+        path(&best),
+        "--json",
+    ]);
+    assert_ok(&out);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let epochs: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("epoch").is_some()).collect();
+    assert!(
+        epochs.len() < 40,
+        "early stopping ended the run after {} epochs",
+        epochs.len()
+    );
+    assert!(
+        epochs
+            .iter()
+            .all(|l| l.get("validation_accuracy").is_some() && l.get("test_accuracy").is_none())
+    );
+    let final_line = lines.last().unwrap();
+    assert!(
+        final_line["final_test"].as_str().unwrap().starts_with("best model"),
+        "{final_line}"
+    );
+    assert!(stderr(&out).contains("early stopping after epoch"), "{}", stderr(&out));
+    // The best checkpoint holds the first epoch with the best validation accuracy.
+    let accuracies: Vec<f64> = epochs
+        .iter()
+        .map(|l| l["validation_accuracy"].as_f64().unwrap())
+        .collect();
+    let top = accuracies.iter().copied().fold(f64::MIN, f64::max);
+    let best_epoch = accuracies.iter().position(|&a| a == top).unwrap() + 1;
+    let b = Checkpoint::load(&best).unwrap();
+    assert_eq!(b.epoch(), best_epoch);
+    assert_eq!(b.training.as_ref().unwrap().validation, 150);
+    let l = Checkpoint::load(&last).unwrap();
+    assert_eq!(l.epoch(), epochs.len());
+    assert!(l.history.iter().all(|h| h.validation.is_some() && h.test.is_none()));
+    assert_eq!(
+        l.training.as_ref().unwrap().early_stopping.unwrap().best_epoch as usize,
+        best_epoch
+    );
+    // Resumed, the stopped run has nothing left to train.
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--resume",
+        path(&last),
+        "--epochs",
+        "50",
+    ]);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("nothing to train"), "{}", stderr(&out));
+    // The flags that need a validation split say so.
+    for flags in [&["--save-best", "x.ckpt"][..], &["--early-stopping", "loss"][..]] {
+        let mut args = vec![
+            "train",
+            "--data",
+            path(dir.path()),
+            "--layers",
+            "64,10",
+            "--epochs",
+            "1",
+        ];
+        args.extend_from_slice(flags);
+        assert_fails_cleanly(&backprop(&args), &["--validation"]);
+    }
+    assert_fails_cleanly(
+        &backprop(&[
+            "train",
+            "--data",
+            path(dir.path()),
+            "--layers",
+            "64,10",
+            "--validation",
+            "600",
+        ]),
+        &["--validation 600"],
+    );
+}

@@ -307,21 +307,37 @@ impl Checkpoint {
     }
 }
 
+impl record::MetricsRecord {
+    /// The record of an evaluation.
+    pub fn of(eval: &crate::Evaluation) -> Self {
+        Self {
+            loss: eval.loss,
+            accuracy: eval.accuracy(),
+            r2: eval.r2(),
+        }
+    }
+}
+
 impl EpochRecord {
     /// The record of an epoch from its training statistics and the test
     /// evaluation that followed it (no validation split).
     pub fn from_epoch(stats: &crate::EpochStats, test: &crate::Evaluation) -> Self {
+        Self::with(stats, None, Some(test))
+    }
+
+    /// The record of an epoch with whichever evaluations followed it.
+    pub fn with(
+        stats: &crate::EpochStats,
+        validation: Option<&crate::Evaluation>,
+        test: Option<&crate::Evaluation>,
+    ) -> Self {
         Self {
             epoch: stats.epoch as u64,
             train_loss: stats.train_loss,
             learning_rate: stats.learning_rate,
             seconds: stats.seconds,
-            validation: None,
-            test: Some(record::MetricsRecord {
-                loss: test.loss,
-                accuracy: test.accuracy(),
-                r2: test.r2(),
-            }),
+            validation: validation.map(record::MetricsRecord::of),
+            test: test.map(record::MetricsRecord::of),
         }
     }
 }
