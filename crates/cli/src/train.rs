@@ -201,7 +201,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             let early = args
                 .early_stopping
                 .map(|m| backprop_nn::EarlyStopping::new(m, args.patience.unwrap_or(5), args.min_delta.unwrap_or(0.0)));
-            if early.as_ref().is_some_and(|e| e.patience == 0 || !(e.min_delta >= 0.0)) {
+            if early.as_ref().is_some_and(|e| e.patience == 0 || e.min_delta.is_nan() || e.min_delta < 0.0) {
                 bail!("--patience must be at least 1 and --min-delta a number >= 0");
             }
             (n, early, args.seed.unwrap_or(TrainConfig::default().seed))
