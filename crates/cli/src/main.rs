@@ -10,6 +10,7 @@ mod inspect;
 mod paths;
 mod predict;
 mod progress;
+mod serve;
 mod train;
 
 use clap::Parser;
@@ -33,5 +34,6 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Eval(args) => eval::run(args),
         args::Command::Predict(args) => predict::run(args),
         args::Command::Export(args) => export::run(args),
+        args::Command::Serve(args) => serve::run(args),
     }
 }
