@@ -409,28 +409,41 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 /// The load test: 2,000 predictions from 16 concurrent clients on loopback,
 /// no errors; prints p50/p99 latency and the server's peak RSS. Run in
 /// release for the figures in BENCHMARKS.md:
-/// `cargo test --release -p backprop-cli --test serve -- --ignored --nocapture load`.
+/// `cargo test --release -p backprop-cli --test serve -- --ignored --nocapture load`
+/// (with `SERVE_LOAD_DATA=DIR SERVE_LOAD_MODEL=FILE` for another data set and
+/// model than the synthetic digits).
 #[test]
 #[ignore = "load test: run on its own, in release, for BENCHMARKS.md"]
 fn load_2000_predictions_from_16_clients() {
     const CLIENTS: usize = 16;
     const REQUESTS: usize = 2000;
-    let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("seed.ckpt");
-    // The seed recipe's shape.
-    let out = serve_common::backprop(&[
-        "train",
-        "--data",
-        f.data.to_str().unwrap(),
-        "--epochs",
-        "2",
-        "--save",
-        model.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (data, model) = match (
+        std::env::var_os("SERVE_LOAD_DATA"),
+        std::env::var_os("SERVE_LOAD_MODEL"),
+    ) {
+        // MNIST and a model trained on it, say.
+        (Some(data), Some(model)) => (PathBuf::from(data), PathBuf::from(model)),
+        _ => {
+            let data = fixture().data.clone();
+            let model = dir.path().join("seed.ckpt");
+            // The seed recipe's shape.
+            let out = serve_common::backprop(&[
+                "train",
+                "--data",
+                data.to_str().unwrap(),
+                "--epochs",
+                "2",
+                "--save",
+                model.to_str().unwrap(),
+            ]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            (data, model)
+        }
+    };
     let server = Server::start(&model, &[]);
-    let bodies: Vec<Vec<u8>> = (0..20).map(|i| drawn(&f.data, i)).collect();
+    // Test images drawn as the page sends them: 280x280 PNGs.
+    let bodies: Vec<Vec<u8>> = (0..20).map(|i| drawn(&data, i)).collect();
     let start = Instant::now();
     let latencies: Vec<Duration> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..CLIENTS)
@@ -462,7 +475,9 @@ fn load_2000_predictions_from_16_clients() {
         .lines()
         .find(|l| l.starts_with("VmHWM"))
         .unwrap_or("VmHWM: unknown")
-        .to_owned();
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let (_, json) = post(&agent(), &server.url, "", "image/png", &bodies[0]);
     println!(
         "{REQUESTS} requests, {CLIENTS} clients, {:.2} s ({:.0} requests/s): p50 {:.2} ms, p99 {:.2} ms, \
