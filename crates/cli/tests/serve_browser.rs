@@ -150,6 +150,7 @@ async fn drive(client: &Client, server: &Server, data: &Path, index: usize, expe
     // One stroke per run of ink in each row of the 28x28 image, on the
     // 280x280 canvas (offsets from its centre).
     let pixels = test_image(data, index);
+    let pixels = pixels.as_slice();
     let at = |v: usize| (10 * v + 5) as f64 - 140.0;
     let mut mouse = MouseActions::new("mouse".to_owned());
     let mut strokes = 0;
@@ -240,6 +241,43 @@ async fn drive(client: &Client, server: &Server, data: &Path, index: usize, expe
         .unwrap_or(0);
     if best != expected {
         return Err(format!("the longest bar is {best}, expected {expected}"));
+    }
+
+    // An image file through the file picker: the test image dark on light,
+    // which the page sends as it is; it gets the class `backprop predict
+    // FILE` gives.
+    let mut paper = serve_common::upscale(pixels, 10);
+    image::imageops::invert(&mut paper);
+    let file = std::env::temp_dir().join(format!("serve-browser-{}.png", std::process::id()));
+    std::fs::write(&file, serve_common::png(&paper)).map_err(|err| err.to_string())?;
+    let out = serve_common::backprop(&["predict", &server.model, file.to_str().unwrap_or(""), "--json"]);
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|err| format!("predict FILE: {err}"))?;
+    let before = status.attr("data-predictions").await.map_err(e("count"))?;
+    client
+        .find(Locator::Id("file"))
+        .await
+        .map_err(e("the file picker"))?
+        .send_keys(file.to_str().unwrap_or(""))
+        .await
+        .map_err(e("choose a file"))?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status.attr("data-predictions").await.map_err(e("count"))? == before {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no answer to the file: {}",
+                status.text().await.unwrap_or_default()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_file(&file);
+    let shown = text(client, "predicted").await;
+    let cli_class = cli["predicted"].as_u64().map(|c| c.to_string()).unwrap_or_default();
+    println!("opened a dark-on-light PNG of it: the page shows {shown}, `backprop predict FILE` {cli_class}");
+    if shown != cli_class {
+        return Err(format!(
+            "the page shows {shown:?} for the file, predict FILE gives {cli_class}"
+        ));
     }
     Ok(())
 }

@@ -150,6 +150,8 @@ pub(crate) fn png(img: &GrayImage) -> Vec<u8> {
 /// A running `backprop serve`, killed when dropped.
 pub(crate) struct Server {
     child: Child,
+    /// The checkpoint it serves.
+    pub(crate) model: String,
     /// `http://127.0.0.1:PORT/`.
     pub(crate) url: String,
     /// The server's stderr, read on a thread.
@@ -195,7 +197,12 @@ impl Server {
                 panic!("no URL printed: {line:?}, stderr: {}", stderr.lock().unwrap())
             })
             .to_owned();
-        Server { child, url, stderr }
+        Server {
+            child,
+            url,
+            stderr,
+            model: s(model).to_owned(),
+        }
     }
 
     /// The server's process id.
