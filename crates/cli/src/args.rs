@@ -36,6 +36,10 @@ pub(crate) enum Command {
     /// Draw the loss and accuracy (or R²) per epoch, from a checkpoint's
     /// history or a metrics JSONL file, as SVG or PNG.
     Plot(PlotArgs),
+    /// Serve a page on which to draw a digit and watch the network answer,
+    /// with a JSON API (`POST /api/predict`, `GET /api/model`); loopback
+    /// only unless --host says otherwise.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -371,4 +375,29 @@ pub(crate) enum ExportLayout {
 /// Parses a value through its `FromStr`, for clap.
 fn parse_from_str<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
     s.parse()
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The checkpoint file (written by `backprop train --save`): a
+    /// classifier taking 28x28 = 784 inputs.
+    pub(crate) model: PathBuf,
+
+    /// Address to listen on. Anything but a loopback address makes the page
+    /// and the API reachable from other machines (a warning says so).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: String,
+
+    /// Port to listen on; 0 picks a free one (the URL printed says which).
+    #[arg(long, default_value_t = 8080)]
+    pub(crate) port: u16,
+
+    /// Open the page in the default browser once the server listens.
+    #[arg(long)]
+    pub(crate) open: bool,
+
+    /// Reload the checkpoint when its file changes (polled twice a second);
+    /// a file that fails to load leaves the served model as it was.
+    #[arg(long)]
+    pub(crate) watch: bool,
 }

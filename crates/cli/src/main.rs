@@ -12,6 +12,7 @@ mod paths;
 mod plot;
 mod predict;
 mod progress;
+mod serve;
 mod train;
 
 use clap::Parser;
@@ -36,5 +37,6 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Predict(args) => predict::run(args),
         args::Command::Export(args) => export::run(args),
         args::Command::Plot(args) => plot::run(args),
+        args::Command::Serve(args) => serve::run(args),
     }
 }

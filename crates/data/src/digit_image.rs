@@ -67,14 +67,45 @@ pub fn load_digit_image(path: &Path) -> Result<Preprocessed> {
     })
 }
 
+/// Decodes the picture of one digit held in memory (an image file's bytes,
+/// such as an HTTP request body), then brings it into MNIST's form with
+/// [`preprocess_digit`]: [`load_digit_image`] without the file.
+///
+/// The limits are the same: `bytes` may be at most [`MAX_IMAGE_FILE_BYTES`]
+/// long and the picture, from its header, at most [`MAX_IMAGE_PIXELS`]
+/// pixels. The format is taken from the content alone; `name` stands for
+/// the file in error messages (e.g. "request body").
+///
+/// # Errors
+/// As [`load_digit_image`], each naming `name`: [`DataError::ImageFileTooLarge`],
+/// [`DataError::ImageTooLarge`], [`DataError::ImageDecode`] (also for
+/// content of no recognised format), [`DataError::NoDigit`].
+pub fn decode_digit_image(bytes: &[u8], name: &str) -> Result<Preprocessed> {
+    let path = Path::new(name);
+    if bytes.len() as u64 > MAX_IMAGE_FILE_BYTES {
+        return Err(DataError::ImageFileTooLarge {
+            path: path.to_path_buf(),
+            bytes: bytes.len() as u64,
+            max_bytes: MAX_IMAGE_FILE_BYTES,
+        });
+    }
+    let reader = ImageReader::new(io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let (width, height, luma) = decode_luma(reader, path)?;
+    preprocess_digit(width, height, &luma).map_err(|source| DataError::NoDigit {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
 /// `(width, height, luminance)` of the image file at `path`, within the
 /// limits.
 fn read_luma(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
     let io_err = |source: io::Error| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let decode_err = |source| DataError::ImageDecode {
         path: path.to_path_buf(),
         source,
     };
@@ -93,6 +124,17 @@ fn read_luma(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
         .map_err(io_err)?
         .with_guessed_format()
         .map_err(io_err)?;
+    decode_luma(reader, path)
+}
+
+/// `(width, height, luminance)` of the image `reader` holds, its size checked
+/// against [`MAX_IMAGE_PIXELS`] from the header before any pixel is decoded;
+/// errors name `path`.
+fn decode_luma<R: io::BufRead + io::Seek>(reader: ImageReader<R>, path: &Path) -> Result<(usize, usize, Vec<u8>)> {
+    let decode_err = |source| DataError::ImageDecode {
+        path: path.to_path_buf(),
+        source,
+    };
     // Reads the header only (JPEG: the whole file, bounded above).
     let decoder = reader.into_decoder().map_err(decode_err)?;
     let (width, height) = decoder.dimensions();
@@ -230,6 +272,32 @@ mod tests {
         std::fs::write(&path, png_header_only(10000, 5000)).unwrap();
         let err = load_digit_image(&path).unwrap_err();
         assert!(matches!(err, DataError::ImageDecode { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn bytes_decode_as_the_file_does_within_the_same_limits() {
+        let img = page(40, 30, 17, 8);
+        let (_dir, path) = temp_path("digit.png");
+        img.save_with_format(&path, ImageFormat::Png).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            decode_digit_image(&bytes, "body").unwrap(),
+            load_digit_image(&path).unwrap()
+        );
+
+        let err = decode_digit_image(&png_header_only(22000, 22000), "body").unwrap_err();
+        assert!(matches!(err, DataError::ImageTooLarge { width: 22000, .. }), "{err:?}");
+        assert!(err.to_string().contains("body"), "{err}");
+        let err = decode_digit_image(b"not an image", "body").unwrap_err();
+        assert!(matches!(err, DataError::ImageDecode { .. }), "{err:?}");
+        let err = decode_digit_image(b"", "body").unwrap_err();
+        assert!(matches!(err, DataError::ImageDecode { .. }), "{err:?}");
+        let mut blank = Vec::new();
+        GrayImage::from_pixel(30, 20, image::Luma([0]))
+            .write_to(&mut io::Cursor::new(&mut blank), ImageFormat::Png)
+            .unwrap();
+        let err = decode_digit_image(&blank, "body").unwrap_err();
+        assert!(matches!(err, DataError::NoDigit { .. }), "{err:?}");
     }
 
     #[test]

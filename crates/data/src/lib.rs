@@ -19,7 +19,8 @@
 //! - [`preprocess_digit`] brings any grayscale picture of a digit into
 //!   MNIST's form (28x28, ink bright on black, 20-pixel box, centred by
 //!   centre of mass), for predicting on one's own images, and
-//!   [`load_digit_image`] does so for a PNG, JPEG or PNM file, refusing
+//!   [`load_digit_image`] does so for a PNG, JPEG or PNM file (and
+//!   [`decode_digit_image`] for one's bytes in memory), refusing
 //!   files over [`MAX_IMAGE_FILE_BYTES`] and pictures over
 //!   [`MAX_IMAGE_PIXELS`] before decoding them.
 //! - [`read_csv`] (and [`parse_csv`] for bytes in memory) reads a tabular
@@ -52,7 +53,7 @@ mod preprocess;
 
 pub use csv::{CsvOptions, CsvTable, CsvTarget, MAX_CSV_BYTES, MAX_CSV_ROWS, TargetKind, parse_csv, read_csv};
 pub use dataset::{Dataset, pixel_to_f32};
-pub use digit_image::{MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, load_digit_image};
+pub use digit_image::{MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, decode_digit_image, load_digit_image};
 #[cfg(feature = "download")]
 pub use download::{
     DatasetSpec, Event, FASHION_MNIST, Failure, Fetched, FileSpec, KnownDataset, MIRROR_ENV, MNIST, Options, Source,
