@@ -129,6 +129,12 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) save: Option<PathBuf>,
 
+    /// Append every epoch's metrics to PATH.metrics.jsonl and
+    /// PATH.metrics.csv [default: the --save (or --resume) path, so
+    /// model.ckpt.metrics.jsonl].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) log: Option<PathBuf>,
+
     /// Continue the run saved in the checkpoint PATH exactly where it stopped
     /// (bit-identical to an uninterrupted run), saving back to PATH after
     /// every epoch unless --save names another file. --layers, --batch-size,

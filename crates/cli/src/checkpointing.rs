@@ -3,6 +3,7 @@
 
 use crate::args::TrainArgs;
 use crate::data::Data;
+use crate::metrics::{EpochLine, MetricsLog};
 use crate::train::config_from;
 use anyhow::{Context, Result, bail};
 use backprop_nn::checkpoint::record::{DataRecord, EpochRecord, NormalizationRecord};
@@ -17,6 +18,8 @@ pub(crate) struct Saver {
     data: DataRecord,
     classes: Vec<String>,
     normalization: Option<NormalizationRecord>,
+    /// The metrics files, when the run saves or logs.
+    metrics: Option<MetricsLog>,
     /// Held while the run may save to `path`.
     _lock: Option<crate::paths::SaveLock>,
 }
@@ -29,10 +32,20 @@ impl Saver {
 }
 
 impl Saver {
-    /// Adds the epoch to the history and, when saving, writes the
-    /// checkpoint (atomically, replacing the previous epoch's).
-    pub(crate) fn record(&mut self, trainer: &Trainer, stats: &EpochStats, eval: &Evaluation) -> Result<()> {
+    /// Adds the epoch to the history and, when saving, appends its line
+    /// to the metrics files and then writes the checkpoint (atomically,
+    /// replacing the previous epoch's).
+    pub(crate) fn record(
+        &mut self,
+        trainer: &Trainer,
+        stats: &EpochStats,
+        eval: &Evaluation,
+        line: &EpochLine,
+    ) -> Result<()> {
         self.history.push(EpochRecord::from_epoch(stats, eval));
+        if let Some(metrics) = &mut self.metrics {
+            metrics.append(line)?;
+        }
         if let Some(path) = &self.path {
             let mut checkpoint = Checkpoint::from_trainer(trainer, self.history.clone(), self.data.clone());
             checkpoint.classes = self.classes.clone();
@@ -49,11 +62,18 @@ impl Saver {
 /// with the [`Saver`] that records it.
 pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
     let save_path = args.save.clone().or_else(|| args.resume.clone());
+    let mut inputs = crate::paths::data_files(&args.data);
+    inputs.extend(args.test.clone());
     if let Some(path) = &args.save {
         check_writable_dir(path)?;
-        let mut inputs = crate::paths::data_files(&args.data);
-        inputs.extend(args.test.clone());
         crate::paths::refuse_overwriting_inputs("--save", path, &inputs)?;
+    }
+    let log_base = args.log.clone().or_else(|| save_path.clone());
+    if let Some(base) = &log_base {
+        check_writable_dir(base)?;
+        let (jsonl, csv) = crate::metrics::paths(base);
+        crate::paths::refuse_overwriting_inputs("--log", &jsonl, &inputs)?;
+        crate::paths::refuse_overwriting_inputs("--log", &csv, &inputs)?;
     }
     let lock = save_path.as_deref().map(crate::paths::SaveLock::take).transpose()?;
     let record = if save_path.is_some() {
@@ -78,13 +98,19 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
         config
             .check_data(train)
             .with_context(|| format!("--layers {:?} do not fit {}", config.sizes, args.data.display()))?;
+        let regression = !config.loss.is_classification();
         let trainer = Trainer::new(config, train.len())?;
+        let metrics = log_base
+            .as_deref()
+            .map(|base| MetricsLog::start(base, regression, &[], None))
+            .transpose()?;
         let saver = Saver {
             path: save_path,
             history: Vec::new(),
             data: record,
             classes,
             normalization,
+            metrics,
             _lock: lock,
         };
         return Ok((trainer, saver));
@@ -123,12 +149,18 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
             eprintln!("nothing to train: give --epochs N with N > {done} to continue");
         }
     }
+    let regression = !config.loss.is_classification();
+    let metrics = log_base
+        .as_deref()
+        .map(|base| MetricsLog::start(base, regression, &history, Some(resume)))
+        .transpose()?;
     let saver = Saver {
         path: save_path,
         history,
         data: record,
         classes,
         normalization,
+        metrics,
         _lock: lock,
     };
     Ok((trainer, saver))

@@ -7,6 +7,7 @@ mod data;
 mod eval;
 mod export;
 mod inspect;
+mod metrics;
 mod paths;
 mod predict;
 mod progress;

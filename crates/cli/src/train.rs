@@ -1,10 +1,10 @@
 //! `backprop train`: load the data, train epoch by epoch, report each epoch.
 
 use crate::data::{Data, is_csv};
+use crate::metrics::EpochLine;
 use crate::{args::TrainArgs, checkpointing, progress};
 use anyhow::{Context, Result, bail};
-use backprop_nn::{EpochStats, Evaluation, Loss, Metrics, OptimizerConfig, TrainConfig, evaluate_in};
-use serde::Serialize;
+use backprop_nn::{Loss, OptimizerConfig, TrainConfig, evaluate_in};
 use std::time::Instant;
 
 /// The configuration the flags ask for; `sizes` fills in `--layers` when it
@@ -72,24 +72,6 @@ pub(crate) fn config_from(args: &TrainArgs, sizes: Option<Vec<usize>>) -> Result
 /// The loss the flags ask for (before a checkpoint may say otherwise).
 pub(crate) fn loss_of(args: &TrainArgs) -> Loss {
     args.loss.unwrap_or_default()
-}
-
-/// One epoch's report, as printed with `--json`.
-#[derive(Serialize)]
-struct EpochReport {
-    epoch: usize,
-    epochs: usize,
-    train_loss: f64,
-    test_loss: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_accuracy: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_mse: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_r2: Option<f64>,
-    learning_rate: f32,
-    seconds: f64,
-    eval_seconds: f64,
 }
 
 pub(crate) fn run(args: TrainArgs) -> Result<()> {
@@ -176,14 +158,9 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
                 100.0 * accuracy
             );
         }
-        report(
-            &stats,
-            &eval,
-            eval_start.elapsed().as_secs_f64(),
-            trainer.config().epochs,
-            args.json,
-        )?;
-        saver.record(&trainer, &stats, &eval)?;
+        let line = EpochLine::new(&stats, &eval, eval_start.elapsed().as_secs_f64());
+        report(&line, trainer.config().epochs, args.json)?;
+        saver.record(&trainer, &stats, &eval, &line)?;
     }
     if !args.json {
         eprintln!("done in {:.1} s", start.elapsed().as_secs_f64());
@@ -191,34 +168,22 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn report(stats: &EpochStats, eval: &Evaluation, eval_seconds: f64, epochs: usize, json: bool) -> Result<()> {
-    let (accuracy, mse, r2) = match eval.metrics {
-        Metrics::Classification { accuracy, .. } => (Some(accuracy), None, None),
-        Metrics::Regression { mse, r2 } => (None, Some(mse), Some(r2)),
-    };
+fn report(line: &EpochLine, epochs: usize, json: bool) -> Result<()> {
     if json {
-        let line = EpochReport {
-            epoch: stats.epoch,
-            epochs,
-            train_loss: stats.train_loss,
-            test_loss: eval.loss,
-            test_accuracy: accuracy,
-            test_mse: mse,
-            test_r2: r2,
-            learning_rate: stats.learning_rate,
-            seconds: stats.seconds,
-            eval_seconds,
+        let line = EpochLine {
+            epochs: Some(epochs),
+            ..line.clone()
         };
         println!("{}", serde_json::to_string(&line)?);
     } else {
-        let measure = match (accuracy, mse, r2) {
-            (Some(a), _, _) => format!("test loss {:.4}  test accuracy {:6.2}%", eval.loss, 100.0 * a),
+        let measure = match (line.test_accuracy, line.test_mse, line.test_r2) {
+            (Some(a), _, _) => format!("test loss {:.4}  test accuracy {:6.2}%", line.test_loss, 100.0 * a),
             (_, Some(mse), Some(r2)) => format!("test mse {mse:.4}  test R² {r2:.4}"),
             _ => String::new(),
         };
         println!(
             "epoch {:>3}/{}  train loss {:.4}  {measure}  {:.2} s",
-            stats.epoch, epochs, stats.train_loss, stats.seconds
+            line.epoch, epochs, line.train_loss, line.seconds
         );
     }
     Ok(())

@@ -1,0 +1,293 @@
+//! The metrics files of a training run: every epoch's record appended to
+//! `BASE.metrics.jsonl` (the `--json` line) and `BASE.metrics.csv`, where
+//! `BASE` is `--log`, else `--save`, else `--resume`.
+//!
+//! Each line is appended with a single write and then synced, so after a
+//! crash a line is whole or absent. The line is written before the epoch's
+//! checkpoint: a run killed between the two leaves one line too many, which
+//! a resumed run drops before it appends, so the files always hold exactly
+//! the checkpoint's epochs.
+
+use anyhow::{Context, Result};
+use backprop_nn::atomic::{Special, write_atomic};
+use backprop_nn::checkpoint::record::EpochRecord;
+use backprop_nn::{EpochStats, Evaluation, Metrics};
+use serde::Serialize;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One epoch's metrics, as printed with `--json` and written to the metrics
+/// files.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct EpochLine {
+    pub(crate) epoch: usize,
+    /// Planned epochs: printed with `--json`, not written to the files (a
+    /// resumed run may change it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) epochs: Option<usize>,
+    pub(crate) train_loss: f64,
+    pub(crate) test_loss: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) test_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) test_mse: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) test_r2: Option<f64>,
+    pub(crate) learning_rate: f32,
+    pub(crate) seconds: f64,
+    /// `None` only for an epoch restored from a checkpoint's history, which
+    /// does not record it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) eval_seconds: Option<f64>,
+}
+
+impl EpochLine {
+    /// The line of an epoch just trained and evaluated.
+    pub(crate) fn new(stats: &EpochStats, eval: &Evaluation, eval_seconds: f64) -> EpochLine {
+        let (test_accuracy, test_mse, test_r2) = match eval.metrics {
+            Metrics::Classification { accuracy, .. } => (Some(accuracy), None, None),
+            Metrics::Regression { mse, r2 } => (None, Some(mse), Some(r2)),
+        };
+        EpochLine {
+            epoch: stats.epoch,
+            epochs: None,
+            train_loss: stats.train_loss,
+            test_loss: eval.loss,
+            test_accuracy,
+            test_mse,
+            test_r2,
+            learning_rate: stats.learning_rate,
+            seconds: stats.seconds,
+            eval_seconds: Some(eval_seconds),
+        }
+    }
+
+    /// The line of an epoch of a checkpoint's history (for a metrics file
+    /// that lacks it); the MSE is the test loss of a regression.
+    fn from_record(r: &EpochRecord, regression: bool) -> EpochLine {
+        let test = r.test.unwrap_or(backprop_nn::checkpoint::record::MetricsRecord {
+            loss: f64::NAN,
+            accuracy: None,
+            r2: None,
+        });
+        EpochLine {
+            epoch: usize::try_from(r.epoch).unwrap_or(usize::MAX),
+            epochs: None,
+            train_loss: r.train_loss,
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            test_mse: regression.then_some(test.loss),
+            test_r2: test.r2,
+            learning_rate: r.learning_rate,
+            seconds: r.seconds,
+            eval_seconds: None,
+        }
+    }
+
+    /// The JSON object, on one line with its newline.
+    fn json_line(&self) -> Result<String> {
+        Ok(serde_json::to_string(self)? + "\n")
+    }
+
+    /// The CSV row under [`csv_header`], with its newline; an absent value
+    /// is an empty cell.
+    fn csv_line(&self, regression: bool) -> String {
+        let cell = |x: Option<f64>| x.map_or_else(String::new, |x| x.to_string());
+        let measures = if regression {
+            format!("{},{}", cell(self.test_mse), cell(self.test_r2))
+        } else {
+            cell(self.test_accuracy)
+        };
+        format!(
+            "{},{},{},{measures},{},{},{}\n",
+            self.epoch,
+            self.train_loss,
+            self.test_loss,
+            self.learning_rate,
+            self.seconds,
+            cell(self.eval_seconds)
+        )
+    }
+}
+
+/// The CSV file's header line, with its newline.
+fn csv_header(regression: bool) -> &'static str {
+    if regression {
+        "epoch,train_loss,test_loss,test_mse,test_r2,learning_rate,seconds,eval_seconds\n"
+    } else {
+        "epoch,train_loss,test_loss,test_accuracy,learning_rate,seconds,eval_seconds\n"
+    }
+}
+
+/// The two metrics files of `base`: `BASE.metrics.jsonl` and
+/// `BASE.metrics.csv`.
+pub(crate) fn paths(base: &Path) -> (PathBuf, PathBuf) {
+    let with = |suffix: &str| {
+        let mut name = base.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    (with(".metrics.jsonl"), with(".metrics.csv"))
+}
+
+/// The open metrics files of a run, appended to after every epoch.
+pub(crate) struct MetricsLog {
+    jsonl: (PathBuf, File),
+    csv: (PathBuf, File),
+    regression: bool,
+}
+
+impl MetricsLog {
+    /// Starts the metrics files of `base`. A fresh run (`history` empty)
+    /// replaces them with empty ones (the CSV with its header). A resumed
+    /// run keeps the lines of the existing files (those of `base`, else
+    /// those of `resumed`, the checkpoint resumed from) that match the
+    /// checkpoint's `history`, drops any past it, and restores from
+    /// `history` any epoch the files lack. Each file is rewritten
+    /// atomically.
+    pub(crate) fn start(
+        base: &Path,
+        regression: bool,
+        history: &[EpochRecord],
+        resumed: Option<&Path>,
+    ) -> Result<MetricsLog> {
+        let (jsonl_path, csv_path) = paths(base);
+        let read = |path: &Path, other: Option<PathBuf>| -> String {
+            std::fs::read_to_string(path)
+                .ok()
+                .or_else(|| other.and_then(|o| std::fs::read_to_string(o).ok()))
+                .unwrap_or_default()
+        };
+        let old = resumed.filter(|_| !history.is_empty()).map(paths);
+        let lines: Vec<EpochLine> = history.iter().map(|r| EpochLine::from_record(r, regression)).collect();
+
+        let jsonl_text = if history.is_empty() {
+            String::new()
+        } else {
+            read(&jsonl_path, old.as_ref().map(|o| o.0.clone()))
+        };
+        let mut jsonl = String::new();
+        let kept = keep_lines(&jsonl_text, "", history, &mut jsonl, |line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()?
+                .get("epoch")?
+                .as_u64()
+        });
+        for line in &lines[kept..] {
+            jsonl.push_str(&line.json_line()?);
+        }
+
+        let header = csv_header(regression);
+        let csv_text = if history.is_empty() {
+            String::new()
+        } else {
+            read(&csv_path, old.as_ref().map(|o| o.1.clone()))
+        };
+        let mut csv = String::from(header);
+        let kept = keep_lines(&csv_text, header, history, &mut csv, |line| {
+            line.split(',').next()?.parse().ok()
+        });
+        for line in &lines[kept..] {
+            csv.push_str(&line.csv_line(regression));
+        }
+
+        Ok(MetricsLog {
+            jsonl: (jsonl_path.clone(), rewrite(&jsonl_path, &jsonl)?),
+            csv: (csv_path.clone(), rewrite(&csv_path, &csv)?),
+            regression,
+        })
+    }
+
+    /// Appends the epoch's line to both files, each with one write, then
+    /// syncs them.
+    pub(crate) fn append(&mut self, line: &EpochLine) -> Result<()> {
+        let json = line.json_line()?;
+        let csv = line.csv_line(self.regression);
+        for ((path, file), text) in [(&mut self.jsonl, json), (&mut self.csv, csv)] {
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_data())
+                .with_context(|| format!("cannot append epoch {} to {}", line.epoch, path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies to `out` the whole lines of `text` (after `header`, which must
+/// match) whose epochs (read by `epoch`) are those of `history`, in order,
+/// and returns how many were kept; the first line that is cut short,
+/// unreadable or past the history ends the copy.
+fn keep_lines(
+    text: &str,
+    header: &str,
+    history: &[EpochRecord],
+    out: &mut String,
+    epoch: impl Fn(&str) -> Option<u64>,
+) -> usize {
+    let Some(body) = text.strip_prefix(header) else {
+        return 0;
+    };
+    let mut kept = 0;
+    for line in body.split_inclusive('\n') {
+        let Some(content) = line.strip_suffix('\n') else { break };
+        match history.get(kept) {
+            Some(r) if epoch(content) == Some(r.epoch) => {
+                out.push_str(line);
+                kept += 1;
+            }
+            _ => break,
+        }
+    }
+    kept
+}
+
+/// Replaces `path` atomically with `text`, then opens it for appending.
+fn rewrite(path: &Path, text: &str) -> Result<File> {
+    write_atomic(path, Special::Refuse, |f| f.write_all(text.as_bytes()), None)
+        .map_err(|(p, e)| anyhow::anyhow!("cannot write the metrics file {}: {e}", p.display()))?;
+    File::options()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the metrics file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: u64) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: 0.5,
+            learning_rate: 0.1,
+            seconds: 1.0,
+            validation: None,
+            test: Some(backprop_nn::checkpoint::record::MetricsRecord {
+                loss: 0.25,
+                accuracy: Some(0.75),
+                r2: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn lines_past_the_history_or_cut_short_are_dropped() {
+        let history = [record(1), record(2)];
+        let epoch = |l: &str| l.split(',').next()?.parse().ok();
+        let mut out = String::new();
+        assert_eq!(keep_lines("h\n1,a\n2,b\n3,c\n", "h\n", &history, &mut out, epoch), 2);
+        assert_eq!(out, "1,a\n2,b\n");
+        out.clear();
+        assert_eq!(keep_lines("h\n1,a\n2,b", "h\n", &history, &mut out, epoch), 1);
+        out.clear();
+        assert_eq!(keep_lines("x\n1,a\n", "h\n", &history, &mut out, epoch), 0);
+        assert_eq!(keep_lines("h\n2,b\n", "h\n", &history, &mut out, epoch), 0);
+    }
+
+    #[test]
+    fn a_restored_line_leaves_eval_seconds_empty() {
+        let line = EpochLine::from_record(&record(3), false);
+        assert_eq!(line.csv_line(false), "3,0.5,0.25,0.75,0.1,1,\n");
+        assert!(!line.json_line().unwrap().contains("eval_seconds"));
+    }
+}
