@@ -113,7 +113,7 @@ pub(crate) struct TrainArgs {
     pub(crate) epochs: Option<usize>,
 
     /// Examples per mini-batch [default: 64].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = parse_batch_size)]
     pub(crate) batch_size: Option<u64>,
 
     /// Learning rate [default: 0.5].
@@ -220,6 +220,11 @@ pub(crate) struct PredictArgs {
     /// Print one JSON object per image instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Print only the predictions, without the 28x28 rendering of what the
+    /// network saw.
+    #[arg(long, visible_alias = "no-render")]
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +247,15 @@ pub(crate) enum ExportFormat {
     Npz,
     /// The safetensors format (Hugging Face).
     Safetensors,
+}
+
+/// Parses `--batch-size`: a whole number, at least 1.
+fn parse_batch_size(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: expected a whole number of examples, at least 1")),
+    }
 }
 
 /// Parses a value through its `FromStr`, for clap.

@@ -46,13 +46,26 @@ impl Saver {
         if let Some(metrics) = &mut self.metrics {
             metrics.append(line)?;
         }
+        self.save(trainer, || {
+            format!("cannot save the checkpoint after epoch {}", stats.epoch)
+        })
+    }
+}
+
+impl Saver {
+    /// Writes the checkpoint of a run that has trained no epoch (`--epochs 0
+    /// --save PATH`): the initial model, at epoch 0 with an empty history.
+    pub(crate) fn save_untrained(&self, trainer: &Trainer) -> Result<()> {
+        self.save(trainer, || "cannot save the untrained model".to_owned())
+    }
+
+    /// Writes the checkpoint, when saving.
+    fn save(&self, trainer: &Trainer, context: impl FnOnce() -> String) -> Result<()> {
         if let Some(path) = &self.path {
             let mut checkpoint = Checkpoint::from_trainer(trainer, self.history.clone(), self.data.clone());
             checkpoint.classes = self.classes.clone();
             checkpoint.normalization = self.normalization.clone();
-            checkpoint
-                .save(path)
-                .with_context(|| format!("cannot save the checkpoint after epoch {}", stats.epoch))?;
+            checkpoint.save(path).with_context(context)?;
         }
         Ok(())
     }

@@ -127,7 +127,11 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
                     inverted: None,
                     predicted,
                     top,
-                    seen: render(pixels, test.image_shape().1),
+                    seen: if args.quiet {
+                        Vec::new()
+                    } else {
+                        render(pixels, test.image_shape().1)
+                    },
                 },
                 args.json,
             )?;
@@ -153,7 +157,11 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
                 inverted: Some(inverted),
                 predicted,
                 top,
-                seen: render(&pixels, DIGIT_FRAME),
+                seen: if args.quiet {
+                    Vec::new()
+                } else {
+                    render(&pixels, DIGIT_FRAME)
+                },
             },
             args.json,
         )?;
@@ -203,6 +211,10 @@ fn emit(p: &Prediction, json: bool) -> Result<()> {
     println!("{name}: {}  ({top})", p.predicted);
     if p.inverted == Some(true) {
         println!("(light background: inverted)");
+    }
+    if p.seen.is_empty() {
+        // --quiet: no rendering.
+        return Ok(());
     }
     let width = p.seen.first().map_or(0, |r| r.chars().count());
     println!("+{}+", "-".repeat(width));

@@ -75,6 +75,12 @@ pub(crate) fn loss_of(args: &TrainArgs) -> Loss {
 }
 
 pub(crate) fn run(args: TrainArgs) -> Result<()> {
+    if args.epochs == Some(0) && args.save.is_none() && args.resume.is_none() {
+        bail!(
+            "--epochs 0 trains nothing: give at least 1, or --save PATH to write the untrained model as a \
+             checkpoint at epoch 0"
+        );
+    }
     if args.resume.is_none() {
         // Bad flags fail before the data loads (a CSV's widths are not known
         // yet: placeholders stand in for them).
@@ -127,12 +133,11 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     let start = Instant::now();
     while !trainer.is_done() {
         let label = format!("epoch {}/{}", trainer.epoch() + 1, trainer.config().epochs);
-        let bar = progress::bar(0, &label);
+        let mut bar = progress::EpochBar::new(&label, trainer.config().batch_size, train.len());
         let stats = trainer
-            .train_epoch(train, |done, total, _loss| {
-                if let Some(bar) = &bar {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
+            .train_epoch(train, |done, total, loss| {
+                if let Some(bar) = &mut bar {
+                    bar.update(done, total, loss);
                 }
             })
             .map_err(|e| {
@@ -144,7 +149,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
                 anyhow::anyhow!("{e}{kept}")
             })?;
         if let Some(bar) = bar {
-            bar.finish_and_clear();
+            bar.finish();
         }
         let eval_start = Instant::now();
         let eval = evaluate_in(trainer.pool(), trainer.model(), test, |_, _, _| {})?;
@@ -161,6 +166,10 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         let line = EpochLine::new(&stats, &eval, eval_start.elapsed().as_secs_f64());
         report(&line, trainer.config().epochs, args.json)?;
         saver.record(&trainer, &stats, &eval, &line)?;
+    }
+    if trainer.epoch() == 0 {
+        // --epochs 0 --save: the initial model, untrained.
+        saver.save_untrained(&trainer)?;
     }
     if !args.json {
         eprintln!("done in {:.1} s", start.elapsed().as_secs_f64());
