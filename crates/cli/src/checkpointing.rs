@@ -96,7 +96,7 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
     };
     let (classes, normalization) = match data {
         Data::Csv(d) => (d.classes.clone(), d.normalization.clone()),
-        Data::Idx(_) => (Vec::new(), None),
+        Data::Idx(_) => (crate::data::idx_class_names(&record, None), None),
     };
     let train = data.train();
     let Some(resume) = &args.resume else {

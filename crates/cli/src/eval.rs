@@ -10,12 +10,13 @@ use backprop_nn::{Checkpoint, Examples, Metrics, Mlp, Targets, evaluate_with};
 use serde::Serialize;
 use std::path::Path;
 
-/// The network of the checkpoint at `path`, validated.
-pub(crate) fn load_model(path: &Path) -> Result<Mlp> {
+/// Loads a checkpoint and builds its network.
+pub(crate) fn load_with_model(path: &Path) -> Result<(Checkpoint, Mlp)> {
     let checkpoint = Checkpoint::load(path)?;
-    checkpoint
+    let model = checkpoint
         .model()
-        .with_context(|| format!("{}: cannot build the network", path.display()))
+        .with_context(|| format!("{}: cannot build the network", path.display()))?;
+    Ok((checkpoint, model))
 }
 
 /// `a-b-c` for layer sizes.
@@ -314,7 +315,8 @@ fn text(r: &Report) -> String {
             let _ = write!(out, " {v:>width$}");
         }
         let s = &r.per_class[c];
-        let _ = writeln!(out, "   {:>9}  {:>6}", pct(s.precision), pct(s.recall));
+        let name = r.classes.get(c).map(|n| format!("  {n}")).unwrap_or_default();
+        let _ = writeln!(out, "   {:>9}  {:>6}{name}", pct(s.precision), pct(s.recall));
     }
     if r.confidently_wrong.is_empty() {
         let _ = writeln!(out, "\nno test image is misclassified");
@@ -328,14 +330,19 @@ fn text(r: &Report) -> String {
             "{:>7}  {:>4}  {:>9}  {:>11}",
             "index", "true", "predicted", "probability"
         );
+        let names = |label: usize, predicted: usize| match (r.classes.get(label), r.classes.get(predicted)) {
+            (Some(l), Some(p)) => format!("  {l} as {p}"),
+            _ => String::new(),
+        };
         for w in &r.confidently_wrong {
             let _ = writeln!(
                 out,
-                "{:>7}  {:>4}  {:>9}  {:>10.2}%",
+                "{:>7}  {:>4}  {:>9}  {:>10.2}%{}",
                 w.index,
                 w.label,
                 w.predicted,
-                100.0 * w.probability
+                100.0 * w.probability,
+                names(w.label, w.predicted)
             );
         }
     }

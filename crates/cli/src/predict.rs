@@ -4,7 +4,7 @@
 //! the network saw.
 
 use crate::args::PredictArgs;
-use crate::eval::{argmax, load_model, sizes_text, softmax};
+use crate::eval::{argmax, load_with_model, sizes_text, softmax};
 use anyhow::{Context, Result, bail};
 use backprop_data::{DIGIT_FRAME, DIGIT_PIXELS, pixel_to_f32};
 use backprop_nn::{Mlp, Workspace};
@@ -21,6 +21,9 @@ const RAMP: &[u8] = b" .:-=+*#%@";
 #[derive(Serialize)]
 struct Top {
     class: usize,
+    /// The class's name, when the checkpoint has class names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
     probability: f64,
 }
 
@@ -37,7 +40,13 @@ struct Prediction {
     /// Whether the file had a light background and was inverted.
     #[serde(skip_serializing_if = "Option::is_none")]
     inverted: Option<bool>,
+    /// The name of the test set's label, when the checkpoint has class names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_name: Option<String>,
     predicted: usize,
+    /// The predicted class's name, when the checkpoint has class names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predicted_name: Option<String>,
     top: Vec<Top>,
     /// What the network saw, one string per row (ramp " .:-=+*#%@").
     #[serde(skip)]
@@ -76,6 +85,7 @@ impl Classifier {
             .take(TOP)
             .map(|&class| Top {
                 class,
+                name: None,
                 probability: p[class],
             })
             .collect();
@@ -90,7 +100,8 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
     if args.images.is_empty() && args.index.is_empty() {
         bail!("nothing to predict: give image files (PNG, JPEG, PGM) or --index N for test image N");
     }
-    let model = load_model(&args.model)?;
+    let (checkpoint, model) = load_with_model(&args.model)?;
+    let names = &checkpoint.classes;
     let sizes = model.sizes();
     let mut classifier = Classifier::new(model);
     if !args.index.is_empty() {
@@ -119,14 +130,17 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
             }
             let pixels = test.image(index);
             let (predicted, top) = classifier.classify(pixels)?;
+            let label = usize::from(test.labels()[index]);
             emit(
                 &Prediction {
+                    label_name: names.get(label).cloned(),
+                    predicted_name: names.get(predicted).cloned(),
+                    top: named(top, names),
                     file: None,
                     index: Some(index),
-                    label: Some(usize::from(test.labels()[index])),
+                    label: Some(label),
                     inverted: None,
                     predicted,
-                    top,
                     seen: if args.quiet {
                         Vec::new()
                     } else {
@@ -151,12 +165,14 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
         let (predicted, top) = classifier.classify(&pixels)?;
         emit(
             &Prediction {
+                label_name: None,
+                predicted_name: names.get(predicted).cloned(),
+                top: named(top, names),
                 file: Some(path.display().to_string()),
                 index: None,
                 label: None,
                 inverted: Some(inverted),
                 predicted,
-                top,
                 seen: if args.quiet {
                     Vec::new()
                 } else {
@@ -167,6 +183,16 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `top` with each class's name from `names` (empty: no names).
+fn named(top: Vec<Top>, names: &[String]) -> Vec<Top> {
+    top.into_iter()
+        .map(|t| Top {
+            name: names.get(t.class).cloned(),
+            ..t
+        })
+        .collect()
 }
 
 /// Decodes an image file and brings it into MNIST's form: `(pixels,
@@ -199,16 +225,25 @@ fn emit(p: &Prediction, json: bool) -> Result<()> {
     }
     let name = match (&p.file, p.index) {
         (Some(file), _) => file.clone(),
-        (None, Some(i)) => format!("test image {i} (label {})", p.label.unwrap_or_default()),
+        (None, Some(i)) => format!(
+            "test image {i} (label {})",
+            p.label_name
+                .clone()
+                .unwrap_or_else(|| p.label.unwrap_or_default().to_string())
+        ),
         (None, None) => String::new(),
     };
     let top = p
         .top
         .iter()
-        .map(|t| format!("{} {:.2}%", t.class, 100.0 * t.probability))
+        .map(|t| {
+            let class = t.name.clone().unwrap_or_else(|| t.class.to_string());
+            format!("{class} {:.2}%", 100.0 * t.probability)
+        })
         .collect::<Vec<_>>()
         .join(", ");
-    println!("{name}: {}  ({top})", p.predicted);
+    let predicted = p.predicted_name.clone().unwrap_or_else(|| p.predicted.to_string());
+    println!("{name}: {predicted}  ({top})");
     if p.inverted == Some(true) {
         println!("(light background: inverted)");
     }
