@@ -43,6 +43,9 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value = "datasets/mnist")]
     pub(crate) data: PathBuf,
 
+    #[command(flatten)]
+    pub(crate) named: DatasetArgs,
+
     /// The CSV column to predict (required for CSV data). With
     /// --loss cross-entropy its values are class labels (any strings), with
     /// --loss mse numbers.
@@ -173,6 +176,9 @@ pub(crate) struct EvalArgs {
     #[arg(long, default_value = "datasets/mnist")]
     pub(crate) data: PathBuf,
 
+    #[command(flatten)]
+    pub(crate) named: DatasetArgs,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -217,6 +223,9 @@ pub(crate) struct PredictArgs {
     #[arg(long, default_value = "datasets/mnist")]
     pub(crate) data: PathBuf,
 
+    #[command(flatten)]
+    pub(crate) named: DatasetArgs,
+
     /// Print one JSON object per image instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -238,6 +247,24 @@ pub(crate) struct ExportArgs {
 
     /// The file to write (replaced atomically).
     pub(crate) out: PathBuf,
+}
+
+/// `--dataset NAME [--data-dir DIR]`: a known data set by name, instead of
+/// `--data`.
+#[derive(Debug, Args)]
+pub(crate) struct DatasetArgs {
+    /// A known data set, mnist or fashion-mnist, instead of --data: read from
+    /// the data directory, downloaded and verified (SHA-256) on first use
+    /// ($BACKPROP_DATA_MIRROR, a directory or URL, is tried first).
+    #[arg(long, value_name = "NAME", conflicts_with = "data", value_parser = parse_from_str::<backprop_data::KnownDataset>)]
+    pub(crate) dataset: Option<backprop_data::KnownDataset>,
+
+    /// Where --dataset keeps data sets, one folder each [default:
+    /// $BACKPROP_DATA_DIR, else the workspace's datasets/ when run inside the
+    /// backprop workspace, else the platform's data directory, such as
+    /// ~/.local/share/backprop].
+    #[arg(long, value_name = "DIR", requires = "dataset")]
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 /// What `backprop export` writes.

@@ -66,7 +66,7 @@ impl Data {
                     data.display()
                 );
             }
-            return Ok(Data::Idx(backprop_data::load_dir(data)?));
+            return Ok(Data::Idx(crate::datasets::load_idx(data)?));
         }
         let Some(target) = target else {
             bail!(

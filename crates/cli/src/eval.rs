@@ -103,7 +103,8 @@ struct RegressionReport {
     r2: f64,
 }
 
-pub(crate) fn run(args: EvalArgs) -> Result<()> {
+pub(crate) fn run(mut args: EvalArgs) -> Result<()> {
+    args.data = crate::datasets::resolve(&args.named, &args.data)?;
     if let Some(out) = &args.predictions {
         let mut inputs = crate::paths::data_files(&args.data);
         inputs.push(args.model.clone());
@@ -119,7 +120,7 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         csv = load_csv_for(&checkpoint, &args.data)?.1;
         &csv
     } else {
-        idx = backprop_data::load_dir(&args.data)?;
+        idx = crate::datasets::load_idx(&args.data)?;
         // Data of another shape gets the more precise "does not fit" below.
         if idx.test.n_features() == model.n_inputs() && idx.test.n_classes() == model.n_outputs() {
             check_same_data(&checkpoint, &args)?;

@@ -4,6 +4,7 @@
 mod args;
 mod checkpointing;
 mod data;
+mod datasets;
 mod eval;
 mod export;
 mod inspect;

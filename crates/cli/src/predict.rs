@@ -93,7 +93,7 @@ impl Classifier {
     }
 }
 
-pub(crate) fn run(args: PredictArgs) -> Result<()> {
+pub(crate) fn run(mut args: PredictArgs) -> Result<()> {
     if let Some(csv) = &args.csv {
         return predict_csv(&args.model, csv, args.json);
     }
@@ -105,7 +105,8 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
     let sizes = model.sizes();
     let mut classifier = Classifier::new(model);
     if !args.index.is_empty() {
-        let data = backprop_data::load_dir(&args.data)?;
+        args.data = crate::datasets::resolve(&args.named, &args.data)?;
+        let data = crate::datasets::load_idx(&args.data)?;
         let test = &data.test;
         if test.n_features() != sizes[0] {
             bail!(

@@ -74,7 +74,7 @@ pub(crate) fn loss_of(args: &TrainArgs) -> Loss {
     args.loss.unwrap_or_default()
 }
 
-pub(crate) fn run(args: TrainArgs) -> Result<()> {
+pub(crate) fn run(mut args: TrainArgs) -> Result<()> {
     if args.epochs == Some(0) && args.save.is_none() && args.resume.is_none() {
         bail!(
             "--epochs 0 trains nothing: give at least 1, or --save PATH to write the untrained model as a \
@@ -87,6 +87,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         let placeholder = is_csv(&args.data).then(|| vec![1, 2]);
         config_from(&args, placeholder)?;
     }
+    args.data = crate::datasets::resolve(&args.named, &args.data)?;
     // A resumed run reads its data as it was read at the start: the same
     // kind of target, hold-out seed and standardisation.
     let (classes, seed, standardize) = match &args.resume {
