@@ -34,6 +34,10 @@ pub(crate) enum Command {
     /// ecosystem: `layers.{i}.weight` (n_in, n_out) and `layers.{i}.bias`,
     /// f32.
     Export(ExportArgs),
+    /// Check backpropagation's gradients against central differences in
+    /// f64 on a small random network and batch; exits non-zero when a
+    /// layer's largest relative error exceeds the tolerance.
+    Gradcheck(GradcheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +251,34 @@ pub(crate) struct ExportArgs {
 
     /// The file to write (replaced atomically).
     pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GradcheckArgs {
+    /// Layer sizes from input to output, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,5,3")]
+    pub(crate) layers: Vec<usize>,
+
+    /// Hidden-layer activation: relu, leaky-relu (or leaky-relu:SLOPE), tanh,
+    /// sigmoid, gelu, identity.
+    #[arg(long, default_value = "relu", value_parser = parse_from_str::<backprop_nn::Activation>)]
+    pub(crate) activation: backprop_nn::Activation,
+
+    /// Loss: cross-entropy or mse.
+    #[arg(long, default_value = "cross-entropy", value_parser = parse_from_str::<backprop_nn::Loss>)]
+    pub(crate) loss: backprop_nn::Loss,
+
+    /// Examples in the random batch.
+    #[arg(long, default_value_t = 8, value_parser = parse_batch_size)]
+    pub(crate) batch: u64,
+
+    /// Seed of the weights, inputs and targets.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+
+    /// The largest relative error accepted.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub(crate) tolerance: f64,
 }
 
 /// `--dataset NAME [--data-dir DIR]`: a known data set by name, instead of

@@ -7,6 +7,7 @@ mod data;
 mod datasets;
 mod eval;
 mod export;
+mod gradcheck;
 mod inspect;
 mod metrics;
 mod paths;
@@ -35,5 +36,6 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Eval(args) => eval::run(args),
         args::Command::Predict(args) => predict::run(args),
         args::Command::Export(args) => export::run(args),
+        args::Command::Gradcheck(args) => gradcheck::run(&args),
     }
 }
