@@ -165,7 +165,11 @@ pub(crate) fn start(args: &TrainArgs, data: &Data) -> Result<(Trainer, Saver)> {
     let regression = !config.loss.is_classification();
     let metrics = log_base
         .as_deref()
-        .map(|base| MetricsLog::start(base, regression, &history, Some(resume)))
+        .map(|base| {
+            // The run logged to --log, or beside the checkpoint resumed.
+            let source = args.log.as_deref().unwrap_or(resume);
+            MetricsLog::start(base, regression, &history, Some(source))
+        })
         .transpose()?;
     let saver = Saver {
         path: save_path,

@@ -139,33 +139,29 @@ pub(crate) struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Starts the metrics files of `base`. A fresh run (`history` empty)
-    /// replaces them with empty ones (the CSV with its header). A resumed
-    /// run keeps the lines of the existing files (those of `base`, else
-    /// those of `resumed`, the checkpoint resumed from) that match the
-    /// checkpoint's `history`, drops any past it, and restores from
-    /// `history` any epoch the files lack. Each file is rewritten
-    /// atomically.
+    /// Starts the metrics files of `base`. A fresh run (`history` empty,
+    /// `source` `None`) replaces them with empty ones (the CSV with its
+    /// header). A resumed run continues the metrics files of `source` (the
+    /// base it logged to): it keeps their lines that match the checkpoint's
+    /// `history`, drops any past it, and restores from `history` any epoch
+    /// they lack. Each file of `base` is rewritten atomically.
     pub(crate) fn start(
         base: &Path,
         regression: bool,
         history: &[EpochRecord],
-        resumed: Option<&Path>,
+        source: Option<&Path>,
     ) -> Result<MetricsLog> {
         let (jsonl_path, csv_path) = paths(base);
-        let read = |path: &Path, other: Option<PathBuf>| -> String {
-            std::fs::read_to_string(path)
-                .ok()
-                .or_else(|| other.and_then(|o| std::fs::read_to_string(o).ok()))
-                .unwrap_or_default()
+        let read = |path: Option<&PathBuf>| -> String {
+            path.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
         };
-        let old = resumed.filter(|_| !history.is_empty()).map(paths);
+        let old = source.filter(|_| !history.is_empty()).map(paths);
         let lines: Vec<EpochLine> = history.iter().map(|r| EpochLine::from_record(r, regression)).collect();
 
         let jsonl_text = if history.is_empty() {
             String::new()
         } else {
-            read(&jsonl_path, old.as_ref().map(|o| o.0.clone()))
+            read(old.as_ref().map(|o| &o.0))
         };
         let mut jsonl = String::new();
         let kept = keep_lines(&jsonl_text, "", history, &mut jsonl, |line| {
@@ -182,7 +178,7 @@ impl MetricsLog {
         let csv_text = if history.is_empty() {
             String::new()
         } else {
-            read(&csv_path, old.as_ref().map(|o| o.1.clone()))
+            read(old.as_ref().map(|o| &o.1))
         };
         let mut csv = String::from(header);
         let kept = keep_lines(&csv_text, header, history, &mut csv, |line| {

@@ -193,3 +193,27 @@ fn missing_metrics_are_restored_from_the_checkpoint_on_resume() {
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[1][6], "");
 }
+
+#[test]
+fn resuming_into_another_file_continues_the_resumed_runs_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let first = dir.path().join("first.ckpt");
+    let second = dir.path().join("second.ckpt");
+    assert_ok(&train(dir.path(), &["--epochs", "2", "--save", path(&first)]));
+    // An unrelated run left metrics where the resumed run now saves.
+    assert_ok(&train(
+        dir.path(),
+        &["--epochs", "3", "--optimizer", "momentum", "--save", path(&second)],
+    ));
+    let before = jsonl(&first);
+    let out = train(
+        dir.path(),
+        &["--epochs", "3", "--resume", path(&first), "--save", path(&second)],
+    );
+    assert_ok(&out);
+    let after = jsonl(&second);
+    assert_eq!(after.len(), 3);
+    assert_eq!(&after[..2], &before[..]);
+    assert_eq!(jsonl(&first), before, "the resumed run's files are left alone");
+}
