@@ -40,6 +40,10 @@ pub(crate) enum Command {
     /// with a JSON API (`POST /api/predict`, `GET /api/model`); loopback
     /// only unless --host says otherwise.
     Serve(ServeArgs),
+    /// Check backpropagation's gradients against central differences in
+    /// f64 on a small random network and batch; exits non-zero when a
+    /// layer's largest relative error exceeds the tolerance.
+    Gradcheck(GradcheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +52,9 @@ pub(crate) struct TrainArgs {
     /// (with --target).
     #[arg(long, default_value = "datasets/mnist")]
     pub(crate) data: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) named: DatasetArgs,
 
     /// The CSV column to predict (required for CSV data). With
     /// --loss cross-entropy its values are class labels (any strings), with
@@ -178,7 +185,7 @@ pub(crate) struct TrainArgs {
     pub(crate) epochs: Option<usize>,
 
     /// Examples per mini-batch [default: 64].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = parse_batch_size)]
     pub(crate) batch_size: Option<u64>,
 
     /// Learning rate [default: 0.5].
@@ -193,6 +200,12 @@ pub(crate) struct TrainArgs {
     /// interrupted run keeps the last completed epoch).
     #[arg(long, value_name = "PATH")]
     pub(crate) save: Option<PathBuf>,
+
+    /// Append every epoch's metrics to PATH.metrics.jsonl and
+    /// PATH.metrics.csv [default: the --save (or --resume) path, so
+    /// model.ckpt.metrics.jsonl].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) log: Option<PathBuf>,
 
     /// Continue the run saved in the checkpoint PATH exactly where it stopped
     /// (bit-identical to an uninterrupted run), saving back to PATH after
@@ -231,6 +244,9 @@ pub(crate) struct EvalArgs {
     /// a CSV file with the columns the model was trained on.
     #[arg(long, default_value = "datasets/mnist")]
     pub(crate) data: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) named: DatasetArgs,
 
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -313,9 +329,17 @@ pub(crate) struct PredictArgs {
     #[arg(long, default_value = "datasets/mnist")]
     pub(crate) data: PathBuf,
 
+    #[command(flatten)]
+    pub(crate) named: DatasetArgs,
+
     /// Print one JSON object per image instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Print only the predictions, without the 28x28 rendering of what the
+    /// network saw.
+    #[arg(long, visible_alias = "no-render")]
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +375,52 @@ pub(crate) struct ExportArgs {
     pub(crate) out: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct GradcheckArgs {
+    /// Layer sizes from input to output, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,5,3")]
+    pub(crate) layers: Vec<usize>,
+
+    /// Hidden-layer activation: relu, leaky-relu (or leaky-relu:SLOPE), tanh,
+    /// sigmoid, gelu, identity.
+    #[arg(long, default_value = "relu", value_parser = parse_from_str::<backprop_nn::Activation>)]
+    pub(crate) activation: backprop_nn::Activation,
+
+    /// Loss: cross-entropy or mse.
+    #[arg(long, default_value = "cross-entropy", value_parser = parse_from_str::<backprop_nn::Loss>)]
+    pub(crate) loss: backprop_nn::Loss,
+
+    /// Examples in the random batch.
+    #[arg(long, default_value_t = 8, value_parser = parse_batch_size)]
+    pub(crate) batch: u64,
+
+    /// Seed of the weights, inputs and targets.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+
+    /// The largest relative error accepted.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub(crate) tolerance: f64,
+}
+
+/// `--dataset NAME [--data-dir DIR]`: a known data set by name, instead of
+/// `--data`.
+#[derive(Debug, Args)]
+pub(crate) struct DatasetArgs {
+    /// A known data set, mnist or fashion-mnist, instead of --data: read from
+    /// the data directory, downloaded and verified (SHA-256) on first use
+    /// ($BACKPROP_DATA_MIRROR, a directory or URL, is tried first).
+    #[arg(long, value_name = "NAME", conflicts_with = "data", value_parser = parse_from_str::<backprop_data::KnownDataset>)]
+    pub(crate) dataset: Option<backprop_data::KnownDataset>,
+
+    /// Where --dataset keeps data sets, one folder each [default:
+    /// $BACKPROP_DATA_DIR, else the workspace's datasets/ when run inside the
+    /// backprop workspace, else the platform's data directory, such as
+    /// ~/.local/share/backprop].
+    #[arg(long, value_name = "DIR", requires = "dataset")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
 /// What `backprop export` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ExportFormat {
@@ -370,6 +440,15 @@ pub(crate) enum ExportLayout {
     /// PyTorch's `nn.Sequential` of `Linear`: `{2i}.weight` (n_out, n_in),
     /// `{2i}.bias`.
     Torch,
+}
+
+/// Parses `--batch-size`: a whole number, at least 1.
+fn parse_batch_size(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: expected a whole number of examples, at least 1")),
+    }
 }
 
 /// Parses a value through its `FromStr`, for clap.

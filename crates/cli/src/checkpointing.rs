@@ -3,6 +3,7 @@
 
 use crate::args::TrainArgs;
 use crate::data::Data;
+use crate::metrics::{EpochLine, MetricsLog};
 use crate::train::config_from;
 use anyhow::{Context, Result, bail};
 use backprop_nn::checkpoint::record::{DataRecord, EarlyStoppingRecord, EpochRecord, NormalizationRecord};
@@ -17,6 +18,8 @@ pub(crate) struct Saver {
     data: DataRecord,
     classes: Vec<String>,
     normalization: Option<NormalizationRecord>,
+    /// The metrics files, when the run saves or logs.
+    metrics: Option<MetricsLog>,
     /// Held while the run may save to `path`.
     _lock: Option<crate::paths::SaveLock>,
     /// Examples held out of the training set for validation.
@@ -38,18 +41,33 @@ impl Saver {
 }
 
 impl Saver {
-    /// Adds the epoch to the history and, when saving, writes the
-    /// checkpoint (atomically, replacing the previous epoch's), and the best
-    /// model too when `improved`.
+    /// Adds the epoch to the history and, when saving, appends its line to
+    /// the metrics files and then writes the checkpoint (atomically,
+    /// replacing the previous epoch's), and the best model too when
+    /// `improved`.
     pub(crate) fn record(
         &mut self,
         trainer: &Trainer,
         stats: &EpochStats,
-        validation: Option<&Evaluation>,
-        test: Option<&Evaluation>,
+        (validation, test): (Option<&Evaluation>, Option<&Evaluation>),
         improved: bool,
+        line: &EpochLine,
     ) -> Result<()> {
         self.history.push(EpochRecord::with(stats, validation, test));
+        if let Some(metrics) = &mut self.metrics {
+            metrics.append(line)?;
+        }
+        self.save(trainer, improved, || format!("after epoch {}", stats.epoch))
+    }
+
+    /// Writes the checkpoint of a run that has trained no epoch (`--epochs 0
+    /// --save PATH`): the initial model, at epoch 0 with an empty history.
+    pub(crate) fn save_untrained(&self, trainer: &Trainer) -> Result<()> {
+        self.save(trainer, false, || "of the untrained model".to_owned())
+    }
+
+    /// Writes the checkpoint, when saving, and the best model when `best`.
+    fn save(&self, trainer: &Trainer, best: bool, when: impl Fn() -> String) -> Result<()> {
         let checkpoint = || {
             let mut c = Checkpoint::from_trainer(trainer, self.history.clone(), self.data.clone());
             c.classes = self.classes.clone();
@@ -63,12 +81,12 @@ impl Saver {
         if let Some(path) = &self.path {
             checkpoint()
                 .save(path)
-                .with_context(|| format!("cannot save the checkpoint after epoch {}", stats.epoch))?;
+                .with_context(|| format!("cannot save the checkpoint {}", when()))?;
         }
-        if improved && let Some((path, _)) = &self.best {
+        if best && let Some((path, _)) = &self.best {
             checkpoint()
                 .save(path)
-                .with_context(|| format!("cannot save the best model after epoch {}", stats.epoch))?;
+                .with_context(|| format!("cannot save the best model {}", when()))?;
         }
         Ok(())
     }
@@ -90,11 +108,18 @@ pub(crate) fn start(
     early_stopping: Option<EarlyStopping>,
 ) -> Result<(Trainer, Saver)> {
     let save_path = args.save.clone().or_else(|| args.resume.clone());
+    let mut inputs = crate::paths::data_files(&args.data);
+    inputs.extend(args.test.clone());
     if let Some(path) = &args.save {
         check_writable_dir(path)?;
-        let mut inputs = crate::paths::data_files(&args.data);
-        inputs.extend(args.test.clone());
         crate::paths::refuse_overwriting_inputs("--save", path, &inputs)?;
+    }
+    let log_base = args.log.clone().or_else(|| save_path.clone());
+    if let Some(base) = &log_base {
+        check_writable_dir(base)?;
+        let (jsonl, csv) = crate::metrics::paths(base);
+        crate::paths::refuse_overwriting_inputs("--log", &jsonl, &inputs)?;
+        crate::paths::refuse_overwriting_inputs("--log", &csv, &inputs)?;
     }
     let lock = save_path.as_deref().map(crate::paths::SaveLock::take).transpose()?;
     let best = match &args.save_best {
@@ -103,8 +128,6 @@ pub(crate) fn start(
             if validation == 0 {
                 bail!("--save-best keeps the best model by validation metric: give --validation too");
             }
-            let mut inputs = crate::paths::data_files(&args.data);
-            inputs.extend(args.test.clone());
             crate::paths::refuse_overwriting_inputs("--save-best", path, &inputs)?;
             if save_path.as_deref().is_some_and(|p| crate::paths::same_file(p, path)) {
                 bail!(
@@ -123,7 +146,7 @@ pub(crate) fn start(
     };
     let (classes, normalization) = match data {
         Data::Csv(d) => (d.classes.clone(), d.normalization.clone()),
-        Data::Idx(_) => (Vec::new(), None),
+        Data::Idx(_) => (crate::data::idx_class_names(&record, None), None),
     };
     let Some(resume) = &args.resume else {
         // CSV data picks the input and output widths when --layers is not given.
@@ -137,13 +160,19 @@ pub(crate) fn start(
         config
             .check_data(train)
             .with_context(|| format!("--layers {:?} do not fit {}", config.sizes, args.data.display()))?;
+        let regression = !config.loss.is_classification();
         let trainer = Trainer::new(config, train.len())?;
+        let metrics = log_base
+            .as_deref()
+            .map(|base| MetricsLog::start(base, regression, &[], None))
+            .transpose()?;
         let saver = Saver {
             path: save_path,
             history: Vec::new(),
             data: record,
             classes,
             normalization,
+            metrics,
             _lock: lock,
             validation,
             early_stopping,
@@ -189,12 +218,22 @@ pub(crate) fn start(
             eprintln!("nothing to train: give --epochs N with N > {done} to continue");
         }
     }
+    let regression = !config.loss.is_classification();
+    let metrics = log_base
+        .as_deref()
+        .map(|base| {
+            // The run logged to --log, or beside the checkpoint resumed.
+            let source = args.log.as_deref().unwrap_or(resume);
+            MetricsLog::start(base, regression, &history, Some(source))
+        })
+        .transpose()?;
     let saver = Saver {
         path: save_path,
         history,
         data: record,
         classes,
         normalization,
+        metrics,
         _lock: lock,
         validation,
         early_stopping,

@@ -2,7 +2,7 @@
 //! test set, class names and standardisation).
 
 use anyhow::{Context, Result, bail};
-use backprop_data::{CsvOptions, CsvTable, CsvTarget, TargetKind, TrainTest};
+use backprop_data::{CsvOptions, CsvTable, CsvTarget, KnownDataset, TargetKind, TrainTest};
 use backprop_nn::checkpoint::record::{DataFileRecord, DataRecord, NormalizationRecord};
 use backprop_nn::{Examples, Features};
 use backprop_tensor::Rng;
@@ -76,7 +76,7 @@ impl Data {
                     data.display()
                 );
             }
-            return Ok(Data::Idx(backprop_data::load_dir(data)?));
+            return Ok(Data::Idx(crate::datasets::load_idx(data)?));
         }
         let Some(target) = target else {
             bail!(
@@ -155,6 +155,20 @@ impl Data {
     }
 }
 
+/// The class names of IDX data recognised as a known data set by its test
+/// files' SHA-256 (Fashion-MNIST's garments, MNIST's digits), or `known`
+/// when the data was named with `--dataset`; empty otherwise.
+pub(crate) fn idx_class_names(record: &DataRecord, known: Option<KnownDataset>) -> Vec<String> {
+    let hash = |base: &str| match record {
+        DataRecord::Idx { files } => files.iter().find(|f| f.name == base).map(|f| f.sha256.as_str()),
+        _ => None,
+    };
+    let known = known.or_else(|| {
+        KnownDataset::from_test_hashes(hash(backprop_data::TEST_IMAGES)?, hash(backprop_data::TEST_LABELS)?)
+    });
+    known.map_or_else(Vec::new, |d| d.class_names().iter().map(|&n| n.to_owned()).collect())
+}
+
 /// The rows of `all` split by a seeded shuffle: 20% (at least one row) for
 /// the test set, the rest for training.
 fn holdout(all: &Features, seed: u64) -> Result<(Features, Features)> {
@@ -202,4 +216,34 @@ pub(crate) fn load_csv_for(checkpoint: &backprop_nn::Checkpoint, path: &Path) ->
         data.standardize(&n.mean, &n.scale);
     }
     Ok((table, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_test_hashes_give_class_names() {
+        let files = |d: KnownDataset| DataRecord::Idx {
+            files: d
+                .spec()
+                .files
+                .iter()
+                .map(|f| DataFileRecord {
+                    name: f.base.to_owned(),
+                    sha256: f.sha256.to_owned(),
+                })
+                .collect(),
+        };
+        assert_eq!(
+            idx_class_names(&files(KnownDataset::FashionMnist), None)[0],
+            "T-shirt/top"
+        );
+        assert_eq!(idx_class_names(&files(KnownDataset::Mnist), None)[7], "7");
+        assert!(idx_class_names(&DataRecord::Unknown, None).is_empty());
+        assert_eq!(
+            idx_class_names(&DataRecord::Unknown, Some(KnownDataset::FashionMnist))[1],
+            "Trouser"
+        );
+    }
 }

@@ -94,7 +94,8 @@ struct RegressionReport {
     r2: f64,
 }
 
-pub(crate) fn run(args: EvalArgs) -> Result<()> {
+pub(crate) fn run(mut args: EvalArgs) -> Result<()> {
+    args.data = crate::datasets::resolve(&args.named, &args.data)?;
     let mut inputs = crate::paths::data_files(&args.data);
     inputs.push(args.model.clone());
     if let Some(out) = &args.predictions {
@@ -129,7 +130,7 @@ pub(crate) fn run(args: EvalArgs) -> Result<()> {
         csv = load_csv_for(&checkpoint, &args.data)?.1;
         &csv
     } else {
-        idx = backprop_data::load_dir(&args.data)?;
+        idx = crate::datasets::load_idx(&args.data)?;
         // Data of another shape gets the more precise "does not fit" below.
         if idx.test.n_features() == model.n_inputs() && idx.test.n_classes() == model.n_outputs() {
             check_same_data(&checkpoint, &args)?;
@@ -366,7 +367,8 @@ fn text(r: &Report) -> String {
             let _ = write!(out, " {v:>width$}");
         }
         let s = &r.per_class[c];
-        let _ = writeln!(out, "   {:>9}  {:>6}", pct(s.precision), pct(s.recall));
+        let name = r.classes.get(c).map(|n| format!("  {n}")).unwrap_or_default();
+        let _ = writeln!(out, "   {:>9}  {:>6}{name}", pct(s.precision), pct(s.recall));
     }
     if r.confidently_wrong.is_empty() {
         let _ = writeln!(out, "\nno test image is misclassified");
@@ -380,14 +382,19 @@ fn text(r: &Report) -> String {
             "{:>7}  {:>4}  {:>9}  {:>11}",
             "index", "true", "predicted", "probability"
         );
+        let names = |label: usize, predicted: usize| match (r.classes.get(label), r.classes.get(predicted)) {
+            (Some(l), Some(p)) => format!("  {l} as {p}"),
+            _ => String::new(),
+        };
         for w in &r.confidently_wrong {
             let _ = writeln!(
                 out,
-                "{:>7}  {:>4}  {:>9}  {:>10.2}%",
+                "{:>7}  {:>4}  {:>9}  {:>10.2}%{}",
                 w.index,
                 w.label,
                 w.predicted,
-                100.0 * w.probability
+                100.0 * w.probability,
+                names(w.label, w.predicted)
             );
         }
     }

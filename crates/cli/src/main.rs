@@ -4,9 +4,12 @@
 mod args;
 mod checkpointing;
 mod data;
+mod datasets;
 mod eval;
 mod export;
+mod gradcheck;
 mod inspect;
+mod metrics;
 mod onnx;
 mod paths;
 mod plot;
@@ -38,5 +41,6 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Export(args) => export::run(args),
         args::Command::Plot(args) => plot::run(args),
         args::Command::Serve(args) => serve::run(args),
+        args::Command::Gradcheck(args) => gradcheck::run(&args),
     }
 }

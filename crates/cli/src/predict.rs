@@ -21,6 +21,9 @@ const RAMP: &[u8] = b" .:-=+*#%@";
 #[derive(Serialize)]
 struct Top {
     class: usize,
+    /// The class's name, when the checkpoint has class names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
     probability: f64,
 }
 
@@ -37,7 +40,13 @@ struct Prediction {
     /// Whether the file had a light background and was inverted.
     #[serde(skip_serializing_if = "Option::is_none")]
     inverted: Option<bool>,
+    /// The name of the test set's label, when the checkpoint has class names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_name: Option<String>,
     predicted: usize,
+    /// The predicted class's name, when the checkpoint has class names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predicted_name: Option<String>,
     top: Vec<Top>,
     /// What the network saw, one string per row (ramp " .:-=+*#%@").
     #[serde(skip)]
@@ -76,6 +85,7 @@ impl Classifier {
             .take(TOP)
             .map(|&class| Top {
                 class,
+                name: None,
                 probability: p[class],
             })
             .collect();
@@ -83,7 +93,7 @@ impl Classifier {
     }
 }
 
-pub(crate) fn run(args: PredictArgs) -> Result<()> {
+pub(crate) fn run(mut args: PredictArgs) -> Result<()> {
     if let Some(csv) = &args.csv {
         return predict_csv(&args.model, csv, args.json);
     }
@@ -105,10 +115,12 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
     let model = checkpoint
         .model()
         .with_context(|| format!("{}: cannot build the network", args.model.display()))?;
+    let names = &checkpoint.classes;
     let sizes = model.sizes();
     let mut classifier = Classifier::new(model);
     if !args.index.is_empty() {
-        let data = backprop_data::load_dir(&args.data)?;
+        args.data = crate::datasets::resolve(&args.named, &args.data)?;
+        let data = crate::datasets::load_idx(&args.data)?;
         let test = &data.test;
         if test.n_features() != sizes[0] {
             bail!(
@@ -133,15 +145,22 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
             }
             let pixels = test.image(index);
             let (predicted, top) = classifier.classify(pixels)?;
+            let label = usize::from(test.labels()[index]);
             emit(
                 &Prediction {
+                    label_name: names.get(label).cloned(),
+                    predicted_name: names.get(predicted).cloned(),
+                    top: named(top, names),
                     file: None,
                     index: Some(index),
-                    label: Some(usize::from(test.labels()[index])),
+                    label: Some(label),
                     inverted: None,
                     predicted,
-                    top,
-                    seen: render(pixels, test.image_shape().1),
+                    seen: if args.quiet {
+                        Vec::new()
+                    } else {
+                        render(pixels, test.image_shape().1)
+                    },
                 },
                 args.json,
             )?;
@@ -161,18 +180,34 @@ pub(crate) fn run(args: PredictArgs) -> Result<()> {
         let (predicted, top) = classifier.classify(&pixels)?;
         emit(
             &Prediction {
+                label_name: None,
+                predicted_name: names.get(predicted).cloned(),
+                top: named(top, names),
                 file: Some(path.display().to_string()),
                 index: None,
                 label: None,
                 inverted: Some(inverted),
                 predicted,
-                top,
-                seen: render(&pixels, DIGIT_FRAME),
+                seen: if args.quiet {
+                    Vec::new()
+                } else {
+                    render(&pixels, DIGIT_FRAME)
+                },
             },
             args.json,
         )?;
     }
     Ok(())
+}
+
+/// `top` with each class's name from `names` (empty: no names).
+fn named(top: Vec<Top>, names: &[String]) -> Vec<Top> {
+    top.into_iter()
+        .map(|t| Top {
+            name: names.get(t.class).cloned(),
+            ..t
+        })
+        .collect()
 }
 
 /// Decodes an image file and brings it into MNIST's form: `(pixels,
@@ -205,18 +240,31 @@ fn emit(p: &Prediction, json: bool) -> Result<()> {
     }
     let name = match (&p.file, p.index) {
         (Some(file), _) => file.clone(),
-        (None, Some(i)) => format!("test image {i} (label {})", p.label.unwrap_or_default()),
+        (None, Some(i)) => format!(
+            "test image {i} (label {})",
+            p.label_name
+                .clone()
+                .unwrap_or_else(|| p.label.unwrap_or_default().to_string())
+        ),
         (None, None) => String::new(),
     };
     let top = p
         .top
         .iter()
-        .map(|t| format!("{} {:.2}%", t.class, 100.0 * t.probability))
+        .map(|t| {
+            let class = t.name.clone().unwrap_or_else(|| t.class.to_string());
+            format!("{class} {:.2}%", 100.0 * t.probability)
+        })
         .collect::<Vec<_>>()
         .join(", ");
-    println!("{name}: {}  ({top})", p.predicted);
+    let predicted = p.predicted_name.clone().unwrap_or_else(|| p.predicted.to_string());
+    println!("{name}: {predicted}  ({top})");
     if p.inverted == Some(true) {
         println!("(light background: inverted)");
+    }
+    if p.seen.is_empty() {
+        // --quiet: no rendering.
+        return Ok(());
     }
     let width = p.seen.first().map_or(0, |r| r.chars().count());
     println!("+{}+", "-".repeat(width));

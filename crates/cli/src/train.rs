@@ -1,10 +1,10 @@
 //! `backprop train`: load the data, train epoch by epoch, report each epoch.
 
 use crate::data::{Data, Standardize, is_csv};
+use crate::metrics::EpochLine;
 use crate::{args::TrainArgs, checkpointing, progress};
 use anyhow::{Context, Result, bail};
-use backprop_nn::{EpochStats, Evaluation, Examples, Loss, Metrics, OptimizerConfig, Subset, TrainConfig, evaluate_in};
-use serde::Serialize;
+use backprop_nn::{Examples, Loss, Metrics, OptimizerConfig, Subset, TrainConfig, evaluate_in};
 use std::time::Instant;
 
 /// The configuration the flags ask for; `sizes` fills in `--layers` when it
@@ -136,13 +136,20 @@ pub(crate) fn toolkit_text(c: &TrainConfig) -> (String, String) {
     (schedule, extras)
 }
 
-pub(crate) fn run(args: TrainArgs) -> Result<()> {
+pub(crate) fn run(mut args: TrainArgs) -> Result<()> {
+    if args.epochs == Some(0) && args.save.is_none() && args.resume.is_none() {
+        bail!(
+            "--epochs 0 trains nothing: give at least 1, or --save PATH to write the untrained model as a \
+             checkpoint at epoch 0"
+        );
+    }
     if args.resume.is_none() {
         // Bad flags fail before the data loads (a CSV's widths are not known
         // yet: placeholders stand in for them).
         let placeholder = is_csv(&args.data).then(|| vec![1, 2]);
         config_from(&args, placeholder)?;
     }
+    args.data = crate::datasets::resolve(&args.named, &args.data)?;
     // A resumed run reads its data as it was read at the start: the same
     // kind of target, hold-out seed, target column, test file and
     // standardisation (the stored one, never recomputed).
@@ -201,7 +208,10 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             let early = args
                 .early_stopping
                 .map(|m| backprop_nn::EarlyStopping::new(m, args.patience.unwrap_or(5), args.min_delta.unwrap_or(0.0)));
-            if early.as_ref().is_some_and(|e| e.patience == 0 || e.min_delta.is_nan() || e.min_delta < 0.0) {
+            if early
+                .as_ref()
+                .is_some_and(|e| e.patience == 0 || e.min_delta.is_nan() || e.min_delta < 0.0)
+            {
                 bail!("--patience must be at least 1 and --min-delta a number >= 0");
             }
             (n, early, args.seed.unwrap_or(TrainConfig::default().seed))
@@ -254,12 +264,11 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     let every_epoch_test = validation_part.is_none() || args.test_every_epoch;
     while !trainer.is_done() {
         let label = format!("epoch {}/{}", trainer.epoch() + 1, trainer.config().epochs);
-        let bar = progress::bar(0, &label);
+        let mut bar = progress::EpochBar::new(&label, trainer.config().batch_size, train.len());
         let stats = trainer
-            .train_epoch(train, |done, total, _loss| {
-                if let Some(bar) = &bar {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
+            .train_epoch(train, |done, total, loss| {
+                if let Some(bar) = &mut bar {
+                    bar.update(done, total, loss);
                 }
             })
             .map_err(|e| {
@@ -271,7 +280,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
                 anyhow::anyhow!("{e}{kept}")
             })?;
         if let Some(bar) = bar {
-            bar.finish_and_clear();
+            bar.finish();
         }
         let eval_start = Instant::now();
         let val_eval = match &validation_part {
@@ -294,14 +303,13 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
                 100.0 * accuracy
             );
         }
-        report(
+        let line = EpochLine::new(
             &stats,
             val_eval.as_ref(),
             test_eval.as_ref(),
             eval_start.elapsed().as_secs_f64(),
-            trainer.config().epochs,
-            args.json,
-        )?;
+        );
+        report(&line, trainer.config().epochs, args.json)?;
         // Early stopping (or, for --save-best alone, validation loss) decides
         // what is best.
         let verdict = match (&mut saver.early_stopping, &val_eval) {
@@ -316,7 +324,13 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         if improved && let Some(v) = &val_eval {
             saver.best_loss = Some(v.loss);
         }
-        saver.record(&trainer, &stats, val_eval.as_ref(), test_eval.as_ref(), improved)?;
+        saver.record(
+            &trainer,
+            &stats,
+            (val_eval.as_ref(), test_eval.as_ref()),
+            improved,
+            &line,
+        )?;
         if verdict == Some(backprop_nn::Verdict::Stop) {
             if let Some((best, _)) = saver.early_stopping.and_then(|e| e.best) {
                 eprintln!(
@@ -327,10 +341,14 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
             break;
         }
     }
+    if trainer.epoch() == 0 {
+        // --epochs 0 --save: the initial model, untrained.
+        saver.save_untrained(&trainer)?;
+    }
     if !args.json {
         eprintln!("done in {:.1} s", start.elapsed().as_secs_f64());
     }
-    if !every_epoch_test {
+    if !every_epoch_test && trainer.epoch() > 0 {
         final_test(&args, &saver, &trainer, test)?;
     }
     Ok(())
@@ -399,102 +417,41 @@ fn validation_count(flag: Option<f64>, n: usize) -> Result<u64> {
     Ok(count)
 }
 
-/// One epoch's report, as printed with `--json`: the test fields when the
-/// test set was measured, the validation fields when there is a split.
-#[derive(Serialize)]
-struct EpochReport {
-    epoch: usize,
-    epochs: usize,
-    train_loss: f64,
-    #[serde(flatten)]
-    test: Option<Measured>,
-    #[serde(flatten)]
-    validation: Option<Measured>,
-    learning_rate: f32,
-    seconds: f64,
-    eval_seconds: f64,
-}
-
-/// One evaluation's fields, named after its split (`test_loss`,
-/// `validation_accuracy`, ...).
-struct Measured {
-    split: &'static str,
-    eval: Evaluation,
-}
-
-impl Serialize for Measured {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry(&format!("{}_loss", self.split), &self.eval.loss)?;
-        match self.eval.metrics {
-            Metrics::Classification { accuracy, .. } => {
-                map.serialize_entry(&format!("{}_accuracy", self.split), &accuracy)?;
-            }
-            Metrics::Regression { mse, r2 } => {
-                map.serialize_entry(&format!("{}_mse", self.split), &mse)?;
-                map.serialize_entry(&format!("{}_r2", self.split), &r2)?;
-            }
-        }
-        map.end()
-    }
-}
-
-/// `SPLIT loss L  SPLIT accuracy A%` (or MSE and R²) for the text report.
-fn measure_text(split: &str, eval: &Evaluation) -> String {
-    match eval.metrics {
-        Metrics::Classification { accuracy, .. } => {
-            format!(
-                "{split} loss {:.4}  {split} accuracy {:6.2}%",
-                eval.loss,
-                100.0 * accuracy
-            )
-        }
-        Metrics::Regression { mse, r2 } => format!("{split} mse {mse:.4}  {split} R² {r2:.4}"),
-    }
-}
-
-fn report(
-    stats: &EpochStats,
-    validation: Option<&Evaluation>,
-    test: Option<&Evaluation>,
-    eval_seconds: f64,
-    epochs: usize,
-    json: bool,
-) -> Result<()> {
+fn report(line: &EpochLine, epochs: usize, json: bool) -> Result<()> {
     if json {
-        let line = EpochReport {
-            epoch: stats.epoch,
-            epochs,
-            train_loss: stats.train_loss,
-            test: test.map(|e| Measured {
-                split: "test",
-                eval: *e,
-            }),
-            validation: validation.map(|e| Measured {
-                split: "validation",
-                eval: *e,
-            }),
-            learning_rate: stats.learning_rate,
-            seconds: stats.seconds,
-            eval_seconds,
+        let line = EpochLine {
+            epochs: Some(epochs),
+            ..line.clone()
         };
         println!("{}", serde_json::to_string(&line)?);
     } else {
-        let mut measures = Vec::new();
-        if let Some(v) = validation {
-            measures.push(measure_text("validation", v));
-        }
-        if let Some(t) = test {
-            measures.push(measure_text("test", t));
-        }
+        let split = |name: &str, loss: Option<f64>, accuracy: Option<f64>, mse: Option<f64>, r2: Option<f64>| match (
+            loss, accuracy, mse, r2,
+        ) {
+            (Some(loss), Some(a), _, _) => Some(format!("{name} loss {loss:.4}  {name} accuracy {:6.2}%", 100.0 * a)),
+            (Some(_), _, Some(mse), Some(r2)) => Some(format!("{name} mse {mse:.4}  {name} R² {r2:.4}")),
+            _ => None,
+        };
+        let measures: Vec<String> = [
+            split(
+                "validation",
+                line.validation_loss,
+                line.validation_accuracy,
+                line.validation_mse,
+                line.validation_r2,
+            ),
+            split("test", line.test_loss, line.test_accuracy, line.test_mse, line.test_r2),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         println!(
             "epoch {:>3}/{}  train loss {:.4}  {}  {:.2} s",
-            stats.epoch,
+            line.epoch,
             epochs,
-            stats.train_loss,
+            line.train_loss,
             measures.join("  "),
-            stats.seconds
+            line.seconds
         );
     }
     Ok(())

@@ -122,3 +122,33 @@ fn save_into_a_missing_directory_is_refused_before_training() {
         "no epoch should have run"
     );
 }
+
+#[test]
+fn batch_size_zero_says_at_least_one() {
+    let out = backprop(&["train", "--batch-size", "0"]);
+    common::assert_fails_cleanly(&out, &["--batch-size", "must be at least 1"]);
+    assert!(!common::stderr(&out).contains("18446744073709551615"));
+}
+
+#[test]
+fn zero_epochs_need_save_and_then_write_the_untrained_model() {
+    let dir = tempfile::tempdir().unwrap();
+    backprop_tests::Synthetic::default().write_dir(dir.path(), true);
+    let data = common::path(dir.path());
+    let out = backprop(&["train", "--data", data, "--layers", "64,8,10", "--epochs", "0"]);
+    common::assert_fails_cleanly(&out, &["--epochs 0", "--save"]);
+    let ckpt = dir.path().join("zero.ckpt");
+    let save = common::path(&ckpt);
+    let out = backprop(&[
+        "train", "--data", data, "--layers", "64,8,10", "--epochs", "0", "--save", save,
+    ]);
+    common::assert_ok(&out);
+    let c = backprop_nn::Checkpoint::load(&ckpt).unwrap();
+    assert_eq!(c.epoch(), 0);
+    assert!(c.history.is_empty());
+    // It loads for eval and resumes.
+    common::assert_ok(&backprop(&["eval", save, "--data", data]));
+    let out = backprop(&["train", "--data", data, "--resume", save, "--epochs", "1", "--json"]);
+    common::assert_ok(&out);
+    assert_eq!(backprop_nn::Checkpoint::load(&ckpt).unwrap().epoch(), 1);
+}

@@ -310,6 +310,38 @@ fn predict_names_a_bad_image_file_and_fails() {
     assert!(probs[0] >= probs[1] && probs[1] >= probs[2] && probs.iter().sum::<f64>() <= 1.0 + 1e-9);
 }
 
+#[test]
+fn predict_quiet_drops_the_rendering() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    Synthetic::default().write_dir(&data, true);
+    let model = dir.path().join("m.ckpt");
+    assert_ok(&backprop(&[
+        "train",
+        "--data",
+        path(&data),
+        "--layers",
+        "64,8,10",
+        "--epochs",
+        "1",
+        "--save",
+        path(&model),
+    ]));
+    let args = ["predict", path(&model), "--index", "3", "--data", path(&data)];
+    let loud = backprop(&args);
+    assert_ok(&loud);
+    let loud = String::from_utf8(loud.stdout).unwrap();
+    assert!(loud.contains("+---"), "{loud}");
+    for flag in ["--quiet", "--no-render"] {
+        let out = backprop(&[&args[..], &[flag]].concat());
+        assert_ok(&out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(text.lines().next(), loud.lines().next());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Digits the test draws itself.
 //

@@ -67,7 +67,7 @@ pub use idx::{
     parse_images, parse_labels, read_images, read_labels, write_images, write_labels,
 };
 pub use mnist::{
-    FILES, MNIST_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, TrainTest, candidates, find_file,
-    load_dir, load_dir_with_classes,
+    FASHION_MNIST_CLASS_NAMES, FILES, MNIST_CLASS_NAMES, MNIST_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
+    TRAIN_LABELS, TrainTest, candidates, find_file, load_dir, load_dir_with_classes,
 };
 pub use preprocess::{DIGIT_BOX, DIGIT_FRAME, DIGIT_PIXELS, MIN_INK_CONTRAST, Preprocessed, preprocess_digit};

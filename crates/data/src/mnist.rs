@@ -22,6 +22,24 @@ pub const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABE
 /// The number of classes of MNIST and Fashion-MNIST.
 pub const MNIST_CLASSES: usize = 10;
 
+/// MNIST's class names, in label order: the digits `0` to `9`.
+pub const MNIST_CLASS_NAMES: [&str; MNIST_CLASSES] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Fashion-MNIST's class names, in label order, as Zalando Research
+/// publishes them.
+pub const FASHION_MNIST_CLASS_NAMES: [&str; MNIST_CLASSES] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
 /// A training set and a test set with the same image shape and classes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrainTest {

@@ -140,10 +140,41 @@ pub fn download(
     options: &Options,
     mut on_event: impl FnMut(Event<'_>),
 ) -> Result<Vec<Fetched>> {
+    // The directories this call creates, outermost first: removed again if
+    // the download fails and leaves them empty.
+    let created: Vec<PathBuf> = dest_dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     std::fs::create_dir_all(dest_dir).map_err(|source| DataError::Io {
         path: dest_dir.to_path_buf(),
         source,
     })?;
+    let result = fetch_all(spec, dest_dir, sources, options, &mut on_event);
+    if result.is_err() {
+        // Innermost first; a directory that holds anything (a file that did
+        // verify) is kept, and so are its parents.
+        for dir in created.iter().rev() {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
+    result
+}
+
+/// [`download`] into an existing `dest_dir`.
+fn fetch_all(
+    spec: &DatasetSpec<'_>,
+    dest_dir: &Path,
+    sources: &[Source],
+    options: &Options,
+    on_event: &mut impl FnMut(Event<'_>),
+) -> Result<Vec<Fetched>> {
     let fetcher = Fetcher::new(options.connect_timeout, options.read_timeout, options.max_bytes);
     let mut fetched = Vec::with_capacity(spec.files.len());
     'files: for file in spec.files {
@@ -487,9 +518,35 @@ mod tests {
         );
         assert!(message.contains("after 2 attempts"), "{message}");
         assert!(message.contains("`--from DIR`"), "{message}");
-        // The destination exists but holds nothing, not even a partial file.
-        assert!(dest.is_dir());
-        assert_eq!(listing(&dest), Vec::<String>::new());
+        // Nothing is left, not even a partial file or the empty directory
+        // the download created.
+        assert!(!dest.exists());
+        assert!(scratch.path().is_dir());
+    }
+
+    #[test]
+    fn a_failed_download_removes_only_the_directories_it_created() {
+        let fx = Fixture::new();
+        let files = fx.files();
+        let empty = tempfile::tempdir().unwrap();
+        let sources = [Source::Dir(empty.path().to_path_buf())];
+        let scratch = tempfile::tempdir().unwrap();
+        // Two levels created, both removed.
+        let nested = scratch.path().join("data").join("synthetic");
+        assert!(run(&files, &nested, &sources, &quick()).0.is_err());
+        assert!(!scratch.path().join("data").exists());
+        // An existing destination, and its files, are kept.
+        let existing = scratch.path().join("kept");
+        std::fs::create_dir(&existing).unwrap();
+        assert!(run(&files, &existing, &sources, &quick()).0.is_err());
+        assert!(existing.is_dir());
+        // One file verifies, the next is missing: the verified file stays.
+        let partial = tempfile::tempdir().unwrap();
+        std::fs::write(partial.path().join(format!("{}.gz", FILES[0])), &fx.gz[0]).unwrap();
+        let dest = scratch.path().join("partial");
+        let sources = [Source::Dir(partial.path().to_path_buf())];
+        assert!(run(&files, &dest, &sources, &quick()).0.is_err());
+        assert_eq!(listing(&dest), [format!("{}.gz", FILES[0])]);
     }
 
     #[test]

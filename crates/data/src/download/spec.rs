@@ -118,6 +118,25 @@ impl KnownDataset {
     pub fn name(self) -> &'static str {
         self.spec().name
     }
+
+    /// Its class names in label order ([`MNIST_CLASS_NAMES`](crate::MNIST_CLASS_NAMES)
+    /// or [`FASHION_MNIST_CLASS_NAMES`](crate::FASHION_MNIST_CLASS_NAMES)).
+    pub fn class_names(self) -> &'static [&'static str] {
+        match self {
+            KnownDataset::Mnist => &crate::MNIST_CLASS_NAMES,
+            KnownDataset::FashionMnist => &crate::FASHION_MNIST_CLASS_NAMES,
+        }
+    }
+
+    /// The known data set whose test images and test labels have these
+    /// decompressed SHA-256s (as [`content_sha256`](crate::content_sha256)
+    /// and [`hash_dir`](crate::hash_dir) give them, lowercase hex), if any.
+    pub fn from_test_hashes(images_sha256: &str, labels_sha256: &str) -> Option<KnownDataset> {
+        KnownDataset::ALL.into_iter().find(|d| {
+            let hash = |base: &str| d.spec().files.iter().find(|f| f.base == base).map(|f| f.sha256);
+            hash(TEST_IMAGES) == Some(images_sha256) && hash(TEST_LABELS) == Some(labels_sha256)
+        })
+    }
 }
 
 impl fmt::Display for KnownDataset {
@@ -232,5 +251,21 @@ mod tests {
             }
         }
         assert!("emnist".parse::<KnownDataset>().unwrap_err().contains("emnist"));
+    }
+
+    #[test]
+    fn test_hashes_identify_a_known_dataset() {
+        for d in KnownDataset::ALL {
+            let spec = d.spec();
+            assert_eq!(
+                KnownDataset::from_test_hashes(spec.files[2].sha256, spec.files[3].sha256),
+                Some(d)
+            );
+            assert_eq!(d.class_names().len(), 10);
+        }
+        let (m, f) = (MNIST.files, FASHION_MNIST.files);
+        assert_eq!(KnownDataset::from_test_hashes(m[2].sha256, f[3].sha256), None);
+        assert_eq!(KnownDataset::from_test_hashes(m[0].sha256, m[1].sha256), None);
+        assert_eq!(KnownDataset::FashionMnist.class_names()[9], "Ankle boot");
     }
 }
