@@ -472,7 +472,12 @@ pub(crate) fn find_fonts(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     }
     let mut found = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        let meta = std::fs::metadata(path).with_context(|| {
+            format!(
+                "reading {} (no fonts there? install e.g. Debian's fonts-dejavu-core, or name fonts with --fonts)",
+                path.display()
+            )
+        })?;
         if meta.is_dir() {
             walk(path, 0, &mut found)?;
         } else {
