@@ -5,14 +5,20 @@
 //!   fills `datasets/<name>/` with verified data;
 //! - `cargo xtask verify [--dataset ...]` trains the seed recipe with the
 //!   release binary, reloads the saved model and checks its accuracy;
-//! - `cargo xtask bench [--epochs N] [--threads T] [--json]` times it.
+//! - `cargo xtask bench [--epochs N] [--threads T] [--json]` times it;
+//! - `cargo xtask fontdigits [--out DIR] [--fonts DIR...]` renders the ten
+//!   digits from the machine's fonts;
+//! - `cargo xtask robustness MODEL [--digits DIR] [--json]` reports a
+//!   model's accuracy on them.
 //!
 //! Paths are taken from the workspace root, so every command works from any
 //! directory inside the workspace.
 
 mod bench;
 mod download;
+mod fontdigits;
 mod progress;
+mod robustness;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +48,14 @@ enum Command {
     /// min and max epoch time, throughput, evaluation time, peak memory),
     /// with this machine's sgemm speed as the yardstick.
     Bench(bench::BenchArgs),
+    /// Render the ten digits from every usable TrueType/OpenType font under
+    /// /usr/share/fonts at several heights, stroke weights and slants, as
+    /// dark-on-light PNGs with a manifest.csv.
+    Fontdigits(fontdigits::FontDigitsArgs),
+    /// Report a model's accuracy on font digits (rendered first unless
+    /// --digits names them), overall, per class and per height, weight and
+    /// slant, with the release binary's `predict`.
+    Robustness(robustness::RobustnessArgs),
 }
 
 /// A data set on the command line.
@@ -68,6 +82,8 @@ fn main() -> ExitCode {
         Command::Download(args) => download::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Fontdigits(args) => fontdigits::run(&args),
+        Command::Robustness(args) => robustness::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,5 +132,23 @@ mod tests {
         };
         assert_eq!((args.dataset, args.from.as_deref()), (DatasetArg::Mnist, Some("/x")));
         assert!(Cli::try_parse_from(["xtask", "verify", "--dataset", "emnist"]).is_err());
+    }
+
+    #[test]
+    fn font_commands_take_their_flags() {
+        let cli = Cli::try_parse_from(["xtask", "fontdigits", "--out", "d", "--fonts", "/a", "/b"]).unwrap();
+        let Command::Fontdigits(args) = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(args.out, Some(PathBuf::from("d")));
+        assert_eq!(args.fonts, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        let cli = Cli::try_parse_from(["xtask", "robustness", "m.ckpt", "--digits", "d", "--json"]).unwrap();
+        let Command::Robustness(args) = cli.command else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(args.model, PathBuf::from("m.ckpt"));
+        assert_eq!(args.digits, Some(PathBuf::from("d")));
+        assert!(args.json && args.fonts.is_empty());
+        assert!(Cli::try_parse_from(["xtask", "robustness"]).is_err());
     }
 }
