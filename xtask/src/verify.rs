@@ -23,6 +23,92 @@ pub(crate) struct VerifyArgs {
     /// Where to get the data if it is missing, as for `download --from`.
     #[arg(long, value_name = "SOURCE")]
     pub(crate) from: Option<String>,
+
+    /// Check a shipped recipe (`recipes/NAME.toml`) instead of the seed
+    /// recipe: train it on the data set its `[verify]` table names and
+    /// require the test accuracy that table claims. Long: minutes.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) recipe: Option<String>,
+}
+
+/// A recipe's `[verify]` table: what it claims.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claim {
+    /// `mnist` or `fashion-mnist`.
+    dataset: String,
+    /// The least test accuracy (a fraction) the recipe reaches.
+    min_test_accuracy: f64,
+}
+
+/// The `[verify]` table of `recipes/NAME.toml`.
+fn claim(path: &Path) -> Result<Claim> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    let verify = table
+        .get("verify")
+        .with_context(|| format!("{} has no [verify] table saying what it reaches", path.display()))?;
+    verify
+        .clone()
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: [verify]: {}", path.display(), e.message()))
+}
+
+/// `verify --recipe NAME`: trains the recipe and checks its claim.
+fn run_recipe(name: &str, from: Option<&str>) -> Result<()> {
+    let root = project_root();
+    let path = root.join("recipes").join(format!("{name}.toml"));
+    let claim = claim(&path)?;
+    let dataset = match claim.dataset.as_str() {
+        "mnist" => KnownDataset::Mnist,
+        "fashion-mnist" => KnownDataset::FashionMnist,
+        other => bail!("{}: [verify] dataset {other:?}: expected mnist or fashion-mnist", path.display()),
+    };
+    eprintln!("== data: {dataset}");
+    let data = download::ensure(dataset, from)?;
+    eprintln!("== build: backprop (release)");
+    let backprop = build_cli(&root)?;
+    let scratch = tempfile::tempdir().context("creating a temporary directory for the model")?;
+    let ckpt = scratch.path().join("model.ckpt");
+    eprintln!("== train: recipes/{name}.toml");
+    let start = std::time::Instant::now();
+    let output = Command::new(&backprop)
+        .current_dir(&root)
+        .arg("train")
+        .arg("--config")
+        .arg(&path)
+        .arg("--data")
+        .arg(&data)
+        .arg("--save")
+        .arg(&ckpt)
+        .arg("--json")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running backprop train")?;
+    ensure!(output.status.success(), "backprop train --config {} failed ({})", path.display(), output.status);
+    let seconds = start.elapsed().as_secs_f64();
+    // The test accuracy: the final line's (`final_test`, after a validation
+    // split), else the last epoch's.
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let accuracy = lines
+        .iter()
+        .rev()
+        .find_map(|l| l["test_accuracy"].as_f64())
+        .context("backprop train printed no test accuracy")?;
+    let epochs = lines.iter().filter(|l| l.get("epoch").is_some()).count();
+    println!("verify recipe {name} on {dataset}: {}", if accuracy >= claim.min_test_accuracy { "PASS" } else { "FAIL" });
+    println!("  test accuracy   {:.2}% (claimed at least {:.2}%)", 100.0 * accuracy, 100.0 * claim.min_test_accuracy);
+    println!("  epochs          {epochs}, {seconds:.0} s in all");
+    ensure!(
+        accuracy >= claim.min_test_accuracy,
+        "recipes/{name}.toml reached {:.2}%, below the {:.2}% it claims",
+        100.0 * accuracy,
+        100.0 * claim.min_test_accuracy
+    );
+    Ok(())
 }
 
 /// The seed recipe, as flags of `backprop train`.
@@ -68,6 +154,9 @@ struct EvalLine {
 }
 
 pub(crate) fn run(args: &VerifyArgs) -> Result<()> {
+    if let Some(name) = &args.recipe {
+        return run_recipe(name, args.from.as_deref());
+    }
     let dataset = KnownDataset::from(args.dataset);
     let root = project_root();
     eprintln!("== data: {dataset}");

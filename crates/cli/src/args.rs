@@ -46,11 +46,20 @@ pub(crate) enum Command {
     Gradcheck(GradcheckArgs),
 }
 
+/// Where `--data` points by default.
+pub(crate) const DEFAULT_DATA: &str = "datasets/mnist";
+
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
+    /// A recipe: a TOML file of these flags (long names as keys, e.g.
+    /// `layers = [784, 800, 10]`, `dropout = [0.5]`, `schedule = "cosine"`);
+    /// flags given here override it. `recipes/` holds the shipped ones.
+    #[arg(long, value_name = "FILE.toml")]
+    pub(crate) config: Option<PathBuf>,
+
     /// Directory holding the four IDX files (gzip or raw), or a CSV file
     /// (with --target).
-    #[arg(long, default_value = "datasets/mnist")]
+    #[arg(long, default_value = DEFAULT_DATA)]
     pub(crate) data: PathBuf,
 
     #[command(flatten)]
@@ -151,6 +160,12 @@ pub(crate) struct TrainArgs {
     /// Measure the test set after every epoch even with --validation.
     #[arg(long)]
     pub(crate) test_every_epoch: bool,
+
+    /// On-the-fly augmentation of image data, drawn per epoch and example
+    /// from the seed: `digits`, `fashion`, or keys such as
+    /// `shift=2,rotate=12,scale=0.1,shear=10,elastic=34:4,thickness=1,hflip`.
+    #[arg(long, value_name = "SPEC")]
+    pub(crate) augment: Option<String>,
 
     /// Stop when the validation metric (loss or accuracy) has not improved
     /// by more than --min-delta for --patience epochs. Needs --validation.

@@ -15,6 +15,7 @@ mod paths;
 mod plot;
 mod predict;
 mod progress;
+mod recipe;
 mod serve;
 mod train;
 

@@ -137,6 +137,9 @@ pub(crate) fn toolkit_text(c: &TrainConfig) -> (String, String) {
 }
 
 pub(crate) fn run(mut args: TrainArgs) -> Result<()> {
+    if let Some(recipe) = args.config.clone() {
+        crate::recipe::apply(&recipe, &mut args)?;
+    }
     if args.epochs == Some(0) && args.save.is_none() && args.resume.is_none() {
         bail!(
             "--epochs 0 trains nothing: give at least 1, or --save PATH to write the untrained model as a \
