@@ -39,7 +39,7 @@
 //!
 //! and the output takes the bilinear interpolation of the source at `p_in`,
 //! where pixels outside the image count as 0 (so ink fades out smoothly at
-//! the border), rounded to the nearest byte. The exact identity (`t = 0`,
+//! the border), rounded to the nearest byte (ties to even). The exact identity (`t = 0`,
 //! `theta = phi = 0`, `s = 1`, no mirror, `d = 0`) samples every pixel at
 //! its own centre and returns the input bytes exactly.
 //!
@@ -85,12 +85,12 @@
 //! augmented data do not depend on batch order, batch size, thread count or
 //! the epoch a run resumed at. With a [`Scratch`] made for the image size,
 //! `apply` allocates nothing. On one core of a busy 2-core x86-64 machine
-//! (SSE2 code, no runtime CPU dispatch), a 28x28 image takes about 5 µs
+//! (SSE2 code, no runtime CPU dispatch), a 28x28 image takes about 4 µs
 //! for the affine warp (with or without thickness or mirroring) and about
-//! 13 µs with the [`Augment::digits`] preset, whose elastic field costs
-//! about 6 µs; `cargo test --release -p backprop-data -- --ignored --nocapture
-//! augment_timing` measures it. Gathers run on the trainer's thread, so
-//! this adds about 0.3 to 0.8 s to a 60 000-image epoch.
+//! 10 µs with the [`Augment::digits`] preset, whose elastic field costs
+//! about 4 µs; `cargo test --release -p backprop-data -- --ignored
+//! --nocapture augment_timing` measures it. Gathers run on the trainer's
+//! thread, so this adds about 0.25 to 0.6 s to a 60 000-image epoch.
 
 use std::fmt;
 use std::str::FromStr;
@@ -419,6 +419,8 @@ pub struct Scratch {
     gx: Vec<f32>,
     gy: Vec<f32>,
     tmp: Vec<f32>,
+    /// One grid row between margins of zeros, for the row blur.
+    line: Vec<f32>,
     /// The normalised Gaussian taps, `2 R + 1` of them, for `kernel_sigma`
     /// and images of at most `kernel_extent` pixels per side.
     kernel: Vec<f32>,
@@ -436,9 +438,10 @@ impl Scratch {
             warped: vec![0; n],
             dx: vec![0.0; n],
             dy: vec![0.0; n],
-            gx: vec![0.0; (rows + 2) * (cols + 2)],
-            gy: vec![0.0; (rows + 2) * (cols + 2)],
-            tmp: vec![0.0; (rows + 2) * (cols + 2)],
+            gx: vec![0.0; grid_len(rows, cols)],
+            gy: vec![0.0; grid_len(rows, cols)],
+            tmp: vec![0.0; grid_len(rows, cols)],
+            line: vec![0.0; line_len(rows, cols)],
             kernel: Vec::with_capacity(2 * rows.max(cols) + 2),
             kernel_sigma: f32::NAN,
             kernel_extent: 0,
@@ -459,9 +462,15 @@ impl Scratch {
             }
         }
         for buffer in [&mut self.gx, &mut self.gy, &mut self.tmp] {
-            if buffer.len() < padded {
-                buffer.resize(padded, 0.0);
+            if buffer.len() < grid_len(rows, cols) {
+                buffer.resize(grid_len(rows, cols), 0.0);
             }
+        }
+        if self.line.len() < line_len(rows, cols) {
+            self.line.resize(line_len(rows, cols), 0.0);
+        }
+        if self.kernel.capacity() < 2 * rows.max(cols) + 2 {
+            self.kernel.reserve(2 * rows.max(cols) + 2 - self.kernel.len());
         }
         if self.warped.len() < n {
             self.warped.resize(n, 0);
@@ -474,7 +483,9 @@ impl Scratch {
     fn elastic_field(&mut self, rows: usize, cols: usize, elastic: Elastic, rng: &mut Rng) {
         let stride = grid_stride(elastic.sigma);
         let (grid_rows, grid_cols) = ((rows - 1) / stride + 2, (cols - 1) / stride + 2);
-        let g = grid_rows * grid_cols;
+        // Grid rows are stored LANES-aligned, zero beyond `grid_cols`.
+        let width = grid_cols.next_multiple_of(LANES);
+        let g = grid_rows * width;
         let extent = grid_rows.max(grid_cols);
         if self.kernel_sigma.to_bits() != elastic.sigma.to_bits() || self.kernel_extent != extent {
             gaussian_kernel(elastic.sigma / stride as f32, extent, &mut self.kernel);
@@ -482,15 +493,20 @@ impl Scratch {
             self.kernel_extent = extent;
         }
         let amplitude = 1.0 / stride as f32;
-        uniform_field(&mut self.gx[..g], amplitude, rng);
-        uniform_field(&mut self.gy[..g], amplitude, rng);
+        for grid in [&mut self.gx, &mut self.gy] {
+            for row in grid[..g].chunks_exact_mut(width) {
+                uniform_field(&mut row[..grid_cols], amplitude, rng);
+                row[grid_cols..].fill(0.0);
+            }
+        }
         let n = rows * cols;
+        let line = &mut self.line[..width + self.kernel.len() - 1];
         for (grid, field) in [(&mut self.gx, &mut self.dx), (&mut self.gy, &mut self.dy)] {
-            blur_columns(&grid[..g], &mut self.tmp[..g], grid_rows, grid_cols, &self.kernel);
-            blur_rows(&self.tmp[..g], &mut grid[..g], grid_cols, &self.kernel);
+            blur_columns(&grid[..g], &mut self.tmp[..g], grid_rows, width, &self.kernel);
+            blur_rows(&self.tmp[..g], &mut grid[..g], width, &self.kernel, line);
             upsample(
                 &grid[..g],
-                grid_cols,
+                width,
                 stride,
                 &mut field[..n],
                 cols,
@@ -498,6 +514,18 @@ impl Scratch {
             );
         }
     }
+}
+
+/// The most values a grid of the elastic field takes for a `rows x cols`
+/// image: `rows + 1` rows (the finest grid) stored `LANES`-aligned.
+fn grid_len(rows: usize, cols: usize) -> usize {
+    (rows + 1) * (cols + 1).next_multiple_of(LANES)
+}
+
+/// The longest row buffer of the row blur for a `rows x cols` image: a
+/// grid row and `R <= max(rows, cols)` zeros either side.
+fn line_len(rows: usize, cols: usize) -> usize {
+    (cols + 1).next_multiple_of(LANES) + 2 * rows.max(cols)
 }
 
 /// The spacing, in pixels, of the grid the elastic field is drawn on for a
@@ -516,7 +544,8 @@ fn grid_stride(sigma: f32) -> usize {
 }
 
 /// Bilinear interpolation of a field on a grid of spacing `stride`, `grid`
-/// (`grid_cols` wide, with a row and a column beyond the image), to every
+/// (rows stored `grid_cols` apart, with a row and a column beyond the
+/// image), to every
 /// pixel of `field` (`cols` wide); `line` holds one interpolated grid row.
 fn upsample(grid: &[f32], grid_cols: usize, stride: usize, field: &mut [f32], cols: usize, line: &mut [f32]) {
     let step = 1.0 / stride as f32;
@@ -566,50 +595,52 @@ fn uniform_field(field: &mut [f32], amplitude: f32, rng: &mut Rng) {
     }
 }
 
-/// `dst = kernel * src` along each column of a `rows x cols` field (zero
-/// beyond the edge): row `r` of `dst` is `sum_k kernel[k] src[r + k - R]`,
-/// computed a whole row at a time.
-fn blur_columns(src: &[f32], dst: &mut [f32], rows: usize, cols: usize, kernel: &[f32]) {
+/// The lanes the blurs and the warp work in: eight `f32`s, two SSE or one
+/// AVX register.
+const LANES: usize = 8;
+
+/// `dst = kernel * src` along each column of a field of `rows` rows stored
+/// `width` apart (`width` a multiple of [`LANES`]), zero beyond the first
+/// and last rows: row `r` of `dst` is `sum_k kernel[k] src[r + k - R]`,
+/// computed a whole row, `LANES` values at a time.
+fn blur_columns(src: &[f32], dst: &mut [f32], rows: usize, width: usize, kernel: &[f32]) {
     let radius = kernel.len() / 2;
-    for (r, out) in dst.chunks_exact_mut(cols).enumerate() {
+    for (r, out) in dst.chunks_exact_mut(width).enumerate() {
         out.fill(0.0);
         let first = r.saturating_sub(radius);
         let last = (r + radius).min(rows - 1);
         for i in first..=last {
             let w = kernel[i + radius - r];
-            let row = &src[i * cols..(i + 1) * cols];
-            out.iter_mut().zip(row).for_each(|(o, &v)| *o += w * v);
+            let row = &src[i * width..(i + 1) * width];
+            for (o, s) in out.chunks_exact_mut(LANES).zip(row.chunks_exact(LANES)) {
+                for j in 0..LANES {
+                    o[j] += w * s[j];
+                }
+            }
         }
     }
 }
 
-/// `dst = kernel * src` along each row of a field `cols` wide (zero beyond
-/// the edge): `dst[c] = sum_k kernel[k] src[c + k - R]`, computed one tap at
-/// a time over shifted slices of the row.
-fn blur_rows(src: &[f32], dst: &mut [f32], cols: usize, kernel: &[f32]) {
+/// `dst = kernel * src` along each row of a field whose rows are stored
+/// `width` apart (a multiple of [`LANES`]; zero past the field's columns),
+/// zero beyond the first column: `dst[c] = sum_k kernel[k] src[c + k - R]`,
+/// `LANES` outputs at a time, each row first copied into the middle of
+/// `line` (`width + 2 R` long) between margins of zeros.
+fn blur_rows(src: &[f32], dst: &mut [f32], width: usize, kernel: &[f32], line: &mut [f32]) {
     let radius = kernel.len() / 2;
-    for (out, row) in dst.chunks_exact_mut(cols).zip(src.chunks_exact(cols)) {
-        out.fill(0.0);
-        for (k, &w) in kernel.iter().enumerate() {
-            // out[c] += w * row[c + k - radius] for the c that keep the
-            // source index inside the row.
-            if k >= radius {
-                let shift = k - radius;
-                if shift < cols {
-                    out[..cols - shift]
-                        .iter_mut()
-                        .zip(&row[shift..])
-                        .for_each(|(o, &v)| *o += w * v);
-                }
-            } else {
-                let shift = radius - k;
-                if shift < cols {
-                    out[shift..]
-                        .iter_mut()
-                        .zip(&row[..cols - shift])
-                        .for_each(|(o, &v)| *o += w * v);
+    line.fill(0.0);
+    for (out, row) in dst.chunks_exact_mut(width).zip(src.chunks_exact(width)) {
+        line[radius..radius + width].copy_from_slice(row);
+        for (chunk, o) in out.chunks_exact_mut(LANES).enumerate() {
+            let mut acc = [0.0f32; LANES];
+            for (k, &w) in kernel.iter().enumerate() {
+                let start = chunk * LANES + k;
+                let s = &line[start..start + LANES];
+                for j in 0..LANES {
+                    acc[j] += w * s[j];
                 }
             }
+            o.copy_from_slice(&acc);
         }
     }
 }
@@ -704,7 +735,7 @@ impl Warp {
         // LANES output pixels at a time: the coordinates, tests, weights and
         // blends run over fixed-size arrays (vectorised), only the four
         // loads per pixel are scalar.
-        const LANES: usize = 8;
+        const ROUND: f32 = 8_388_608.0;
         let lane_offsets: [f32; LANES] = std::array::from_fn(|k| k as f32);
         for (r, out_row) in out.chunks_exact_mut(cols).enumerate() {
             let v = r as f32 - oy - self.t[1];
@@ -753,10 +784,12 @@ impl Warp {
                 for k in 0..LANES {
                     let top = a[k] * (1.0 - fx[k]) + b[k] * fx[k];
                     let bottom = c[k] * (1.0 - fx[k]) + d[k] * fx[k];
-                    // Round to nearest: a blend of bytes plus 1/2 lies in
-                    // [0, 256), so its integer part is the byte (through
-                    // i32, which vectorises; a direct `as u8` does not).
-                    value[k] = (top * (1.0 - fy[k]) + bottom * fy[k] + 0.5) as i32 as u8;
+                    // Round to nearest: a blend of bytes lies in [0, 255],
+                    // and adding 2^23 leaves the float with no fraction
+                    // bits, so the addition rounds it (ties to even) and
+                    // its low mantissa bits hold the byte: a bit cast, not
+                    // a float-to-integer conversion.
+                    value[k] = (top * (1.0 - fy[k]) + bottom * fy[k] + ROUND).to_bits() as u8;
                 }
                 out_chunk.copy_from_slice(&value[..len]);
             }
@@ -1190,7 +1223,7 @@ mod tests {
                     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
                     let top = pixel(x0, y0) * (1.0 - fx) + pixel(x0 + 1, y0) * fx;
                     let bottom = pixel(x0, y0 + 1) * (1.0 - fx) + pixel(x0 + 1, y0 + 1) * fx;
-                    (top * (1.0 - fy) + bottom * fy + 0.5) as u8
+                    (top * (1.0 - fy) + bottom * fy).round_ties_even() as u8
                 } else {
                     0
                 };
@@ -1475,14 +1508,32 @@ mod tests {
         assert_eq!(kernel[0], kernel[24]);
         gaussian_kernel(30.0, 28, &mut kernel);
         assert_eq!(kernel.len(), 55);
-        // A constant field stays constant where the kernel fits inside.
-        let field = vec![1.0f32; SIDE * SIDE];
-        let (mut tmp, mut out) = (vec![0.0; SIDE * SIDE], vec![0.0; SIDE * SIDE]);
+        // A constant field (28 columns stored 32 apart) stays constant
+        // where the kernel fits inside, and fades towards the edges.
+        let width = 32;
+        let field: Vec<f32> = (0..SIDE * width)
+            .map(|i| if i % width < SIDE { 1.0 } else { 0.0 })
+            .collect();
+        let (mut tmp, mut out) = (vec![0.0; SIDE * width], vec![0.0; SIDE * width]);
         gaussian_kernel(2.0, 28, &mut kernel);
-        blur_columns(&field, &mut tmp, SIDE, SIDE, &kernel);
-        blur_rows(&tmp, &mut out, SIDE, &kernel);
-        assert!((out[14 * SIDE + 14] - 1.0).abs() < 1e-5);
-        assert!(out[0] < 0.5);
+        let mut line = vec![0.0; width + kernel.len() - 1];
+        blur_columns(&field, &mut tmp, SIDE, width, &kernel);
+        blur_rows(&tmp, &mut out, width, &kernel, &mut line);
+        assert!((out[14 * width + 14] - 1.0).abs() < 1e-5);
+        assert!(out[0] < 0.5 && out[SIDE - 1] < 0.5 && out[(SIDE - 1) * width] < 0.5);
+        // Against the sums written out.
+        for (r, c) in [(0, 0), (3, 27), (14, 5), (27, 27)] {
+            let mut expected = 0.0f64;
+            for (i, &wi) in kernel.iter().enumerate() {
+                for (j, &wj) in kernel.iter().enumerate() {
+                    let (y, x) = ((r + i) as isize - 6, (c + j) as isize - 6);
+                    if (0..SIDE as isize).contains(&y) && (0..SIDE as isize).contains(&x) {
+                        expected += f64::from(wi) * f64::from(wj);
+                    }
+                }
+            }
+            assert!((f64::from(out[r * width + c]) - expected).abs() < 1e-5, "({r}, {c})");
+        }
     }
 
     #[test]
