@@ -1700,6 +1700,26 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_gathers_give_the_serial_values() {
+        // Parallel evaluation gathers from several threads at once: a gather
+        // that finds the shared buffers busy uses its own.
+        let data = Augmented::new(dataset(), Augment::digits(), 11).unwrap();
+        let batches: Vec<Vec<u32>> = (0..8).map(|t| (0..10).map(|i| (i * 3 + t) % 10).collect()).collect();
+        let serial: Vec<_> = batches.iter().map(|b| gather(&data, b)).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batches
+                .iter()
+                .map(|b| scope.spawn(|| (0..20).map(|_| gather(&data, b)).collect::<Vec<_>>()))
+                .collect();
+            for (handle, expected) in handles.into_iter().zip(&serial) {
+                for got in handle.join().unwrap() {
+                    assert_eq!(&got, expected);
+                }
+            }
+        });
+    }
+
+    #[test]
     fn augmented_rejects_invalid_settings() {
         let bad = Augment {
             rotate: -1.0,
