@@ -164,6 +164,39 @@ fn a_second_epoch_allocates_nothing_on_the_dense_path() {
     }
 }
 
+/// Training on augmented images (`backprop_data::Augmented`, the digits
+/// preset: affine warps, elastic fields, stroke thickness) allocates
+/// nothing after the first epoch either: the distorted batch and the
+/// augmentation scratch are reused, on the sparse and on the dense path.
+#[test]
+fn a_second_epoch_allocates_nothing_with_augmentation() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for (sizes, side, ink) in [(vec![64, 32, 10], 8, 0.25), (vec![36, 16, 10], 6, 1.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        Synthetic {
+            side,
+            ink,
+            n_train: 300,
+            ..Synthetic::default()
+        }
+        .write_dir(dir.path(), false);
+        let data = backprop_data::load_dir(dir.path()).unwrap();
+        let augmented = backprop_data::Augmented::new(data.train, backprop_data::Augment::digits(), 5).unwrap();
+        for threads in [1, 2] {
+            let config = TrainConfig {
+                sizes: sizes.clone(),
+                epochs: 3,
+                batch_size: 64,
+                learning_rate: 0.01,
+                seed: 1,
+                ..TrainConfig::default()
+            };
+            let (_, second) = epoch_allocations_of(config, &augmented, threads);
+            assert_eq!(second, 0, "{side}x{side} images, ink {ink}, {threads} threads");
+        }
+    }
+}
+
 /// An in-memory regression table, every activation, MSE and Adam: the
 /// second epoch allocates nothing either.
 #[test]

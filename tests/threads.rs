@@ -81,6 +81,48 @@ fn regression_with_every_activation_does_not_depend_on_threads() {
     }
 }
 
+/// Augmented training data (`backprop_data::Augmented`, the digits
+/// preset): every example's distortion is seeded by the seed, the epoch and
+/// the index alone, so 1, 2 and 3 threads train the same bits over two
+/// epochs, on the sparse and on the dense path; and the augmentation does
+/// change what is learnt.
+#[test]
+fn augmented_training_does_not_depend_on_threads() {
+    use backprop_data::{Augment, Augmented};
+    for (sizes, side, ink) in [(vec![256, 64, 10], 16, 0.25), (vec![36, 40, 20, 10], 6, 1.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        Synthetic {
+            side,
+            ink,
+            n_train: 500,
+            ..Synthetic::default()
+        }
+        .write_dir(dir.path(), false);
+        let data = backprop_data::load_dir(dir.path()).unwrap();
+        let config = TrainConfig {
+            sizes: sizes.clone(),
+            epochs: 2,
+            batch_size: 50,
+            learning_rate: 0.01,
+            seed: 9,
+            ..TrainConfig::default()
+        };
+        let augmented = Augmented::new(data.train.clone(), Augment::digits(), 3).unwrap();
+        let one = run(config.clone(), &augmented, 1);
+        for threads in [2, 3] {
+            let again = Augmented::new(data.train.clone(), Augment::digits(), 3).unwrap();
+            assert!(
+                one == run(config.clone(), &again, threads),
+                "{sizes:?}, {threads} threads"
+            );
+        }
+        assert!(
+            one != run(config, &data.train, 1),
+            "{sizes:?}: augmentation changed nothing"
+        );
+    }
+}
+
 #[test]
 fn sparse_path_weights_do_not_depend_on_threads() {
     let one = train(vec![256, 64, 10], 16, 0.25, 1);

@@ -229,6 +229,35 @@ pub enum DataError {
         n_classes: usize,
     },
 
+    /// A setting of an [`Augment`](crate::Augment) is outside the range it
+    /// may take (or not a finite number).
+    #[error("augmentation setting `{key}` is {value}, expected {expected}")]
+    AugmentOutOfRange {
+        /// The setting, as a spec string names it (`shift`, `rotate`,
+        /// `scale`, `shear`, `elastic` alpha or sigma as `elastic.alpha` and
+        /// `elastic.sigma`, `thickness`).
+        key: &'static str,
+        /// The value found.
+        value: f32,
+        /// The range accepted, in words.
+        expected: &'static str,
+    },
+
+    /// An augmentation spec string given to
+    /// [`Augment::parse`](crate::Augment::parse) cannot be read.
+    #[error("augmentation spec `{spec}`: item `{item}`: expected {expected}")]
+    AugmentSpec {
+        /// The whole spec string.
+        spec: String,
+        /// The key of the item that failed (the item itself when it names no
+        /// known key).
+        key: String,
+        /// The item that failed, as written.
+        item: String,
+        /// What was expected, in words.
+        expected: String,
+    },
+
     /// In-memory data handed to [`Dataset::new`](crate::Dataset::new) has a
     /// pixel buffer whose length is not `labels * rows * cols`.
     #[error(

@@ -16,6 +16,11 @@
 //!   ([`CsvTable::to_features`]); [`hash_dir`] records a directory's files
 //!   for a checkpoint.
 //!
+//! - [`Augment`] distorts images at random (shifts, rotations, scaling,
+//!   shear, Simard's elastic distortions, stroke thickening and thinning,
+//!   mirroring), and [`Augmented`] wraps a [`Dataset`] as a training source
+//!   that distorts every example anew each epoch, reproducibly.
+//!
 //! - [`preprocess_digit`] brings any grayscale picture of a digit into
 //!   MNIST's form (28x28, ink bright on black, 20-pixel box, centred by
 //!   centre of mass), for predicting on one's own images, and
@@ -38,6 +43,7 @@
 //! [`MAX_IMAGE_PIXELS`]) and, for IDX files, against what the file can hold.
 #![deny(missing_docs)]
 
+mod augment;
 mod csv;
 mod dataset;
 mod digit_image;
@@ -51,6 +57,7 @@ mod idx;
 mod mnist;
 mod preprocess;
 
+pub use augment::{Augment, Augmented, Elastic, Scratch};
 pub use csv::{CsvOptions, CsvTable, CsvTarget, MAX_CSV_BYTES, MAX_CSV_ROWS, TargetKind, parse_csv, read_csv};
 pub use dataset::{Dataset, pixel_to_f32};
 pub use digit_image::{MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, decode_digit_image, load_digit_image};
