@@ -296,6 +296,7 @@ fn the_toolkit_resumes_bit_identically() {
     train(&mut plain, &data, &mut Vec::new());
     assert!(weight_bytes(plain.model()) != weight_bytes(straight.model()));
     assert!(evaluate(straight.model(), &data.test).unwrap().accuracy().unwrap() > 0.9);
+}
 
 /// Augmented training data (`backprop_data::Augmented`): the distortions
 /// depend on the seed, the epoch the trainer announces and the example

@@ -31,6 +31,8 @@ pub(crate) struct Saver {
     /// The best validation loss so far, for --save-best without early
     /// stopping.
     pub(crate) best_loss: Option<f64>,
+    /// The augmentation's specification (empty: none).
+    pub(crate) augment: String,
 }
 
 impl Saver {
@@ -75,6 +77,7 @@ impl Saver {
             if let Some(t) = c.training.as_mut() {
                 t.validation = self.validation;
                 t.early_stopping = self.early_stopping.as_ref().map(EarlyStoppingRecord::new);
+                t.augment.clone_from(&self.augment);
             }
             c
         };
@@ -178,6 +181,7 @@ pub(crate) fn start(
             early_stopping,
             best,
             best_loss: None,
+            augment: String::new(),
         };
         return Ok((trainer, saver));
     };
@@ -239,6 +243,7 @@ pub(crate) fn start(
         early_stopping,
         best,
         best_loss: None,
+        augment: String::new(),
     };
     Ok((trainer, saver))
 }
@@ -305,6 +310,7 @@ fn check_flags(args: &TrainArgs, saved: &TrainConfig, resume: &Path) -> Result<(
         ("--early-stopping", args.early_stopping.is_some()),
         ("--patience", args.patience.is_some()),
         ("--min-delta", args.min_delta.is_some()),
+        ("--augment", args.augment.is_some()),
     ];
     if let Some((flag, _)) = tuned.iter().find(|(_, given)| *given) {
         bail!(

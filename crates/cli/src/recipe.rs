@@ -128,3 +128,57 @@ fn normalise_keys(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn train_args(extra: &[&str]) -> TrainArgs {
+        let mut argv = vec!["backprop", "train"];
+        argv.extend_from_slice(extra);
+        match crate::args::Cli::try_parse_from(argv).unwrap().command {
+            crate::args::Command::Train(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Every shipped recipe parses, fills the flags, and builds a valid
+    /// configuration.
+    #[test]
+    fn the_shipped_recipes_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let mut args = train_args(&[]);
+                apply(&path, &mut args).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                crate::train::config_from(&args, None).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                if let Some(spec) = &args.augment {
+                    backprop_data::Augment::parse(spec).unwrap();
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "seed, mnist-best and fashion-best");
+    }
+
+    #[test]
+    fn flags_override_the_file_and_unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(&path, "layers = [4, 3, 2]\nepochs = 7\nbatch_size = 5\ndropout = [0.5]\nschedule = \"cosine:0.1\"\n").unwrap();
+        let mut args = train_args(&["--epochs", "2"]);
+        apply(&path, &mut args).unwrap();
+        assert_eq!((args.epochs, args.batch_size), (Some(2), Some(5)), "the flag wins; batch_size spelled with _");
+        assert_eq!(args.layers, Some(vec![4, 3, 2]));
+        assert_eq!(args.schedule, Some(backprop_nn::Schedule::Cosine { floor: 0.1 }));
+        std::fs::write(&path, "layers = [4, 2]\nlearning-rate = 0.1\n").unwrap();
+        let err = format!("{:#}", apply(&path, &mut train_args(&[])).unwrap_err());
+        assert!(err.contains("r.toml") && err.contains("learning-rate"), "{err}");
+        std::fs::write(&path, "activation = \"softplus\"\n").unwrap();
+        let err = format!("{:#}", apply(&path, &mut train_args(&[])).unwrap_err());
+        assert!(err.contains("activation") && err.contains("softplus"), "{err}");
+    }
+}

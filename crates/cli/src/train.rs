@@ -191,7 +191,28 @@ pub(crate) fn run(mut args: TrainArgs) -> Result<()> {
             args.seed.unwrap_or(TrainConfig::default().seed),
         )?,
     };
-    let full = data.train();
+    // On-the-fly augmentation of the training images: the flag's, or the
+    // resumed run's recorded one, drawn from the run's seed.
+    let augment = match &resumed {
+        Some(c) => c.training.as_ref().map(|t| t.augment.clone()).unwrap_or_default(),
+        None => args.augment.clone().unwrap_or_default(),
+    };
+    let augmented = match (&data, augment.is_empty()) {
+        (_, true) => None,
+        (Data::Idx(d), false) => {
+            let spec = backprop_data::Augment::parse(&augment).context("--augment")?;
+            let seed = match &resumed {
+                Some(c) => c.train_config().map_or(0, |t| t.seed),
+                None => args.seed.unwrap_or(TrainConfig::default().seed),
+            };
+            Some(backprop_data::Augmented::new(d.train.clone(), spec, seed)?)
+        }
+        (Data::Csv(_), false) => bail!("--augment distorts images; {} is a CSV table", args.data.display()),
+    };
+    let full: &dyn Examples = match &augmented {
+        Some(a) => a,
+        None => data.train(),
+    };
     // The validation split and early stopping: recorded by a resumed run,
     // from the flags for a new one.
     let (validation, early_stopping, seed) = match &resumed {
@@ -222,7 +243,9 @@ pub(crate) fn run(mut args: TrainArgs) -> Result<()> {
     };
     let split = (validation > 0).then(|| backprop_nn::split_validation(full.len(), validation as usize, seed));
     let (train_part, validation_part) = match split {
-        Some((t, v)) => (Some(Subset::new(full, t)), Some(Subset::new(full, v))),
+        // The validation images are never augmented: they stand for data
+        // the model will meet.
+        Some((t, v)) => (Some(Subset::new(full, t)), Some(Subset::new(data.train(), v))),
         None => (None, None),
     };
     let train: &dyn Examples = match &train_part {
@@ -230,6 +253,7 @@ pub(crate) fn run(mut args: TrainArgs) -> Result<()> {
         None => full,
     };
     let (mut trainer, mut saver) = checkpointing::start(&args, &data, train, validation, early_stopping)?;
+    saver.augment = augmented.as_ref().map(|a| a.augment().to_string()).unwrap_or_default();
     trainer.set_threads(usize::from(args.threads));
     // The CLI owns its main thread: keep it off the workers' cores.
     trainer.pool().pin_caller();
@@ -256,6 +280,9 @@ pub(crate) fn run(mut args: TrainArgs) -> Result<()> {
             c.seed,
             toolkit_text(c).1,
         );
+    }
+    if !args.json && !saver.augment.is_empty() {
+        eprintln!("augmenting the training images every epoch: {}", saver.augment);
     }
     if let Some(e) = &saver.early_stopping
         && e.waited >= e.patience
