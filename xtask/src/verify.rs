@@ -44,7 +44,8 @@ struct Claim {
 /// The `[verify]` table of `recipes/NAME.toml`.
 fn claim(path: &Path) -> Result<Claim> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
     let verify = table
         .get("verify")
         .with_context(|| format!("{} has no [verify] table saying what it reaches", path.display()))?;
@@ -62,7 +63,10 @@ fn run_recipe(name: &str, from: Option<&str>) -> Result<()> {
     let dataset = match claim.dataset.as_str() {
         "mnist" => KnownDataset::Mnist,
         "fashion-mnist" => KnownDataset::FashionMnist,
-        other => bail!("{}: [verify] dataset {other:?}: expected mnist or fashion-mnist", path.display()),
+        other => bail!(
+            "{}: [verify] dataset {other:?}: expected mnist or fashion-mnist",
+            path.display()
+        ),
     };
     eprintln!("== data: {dataset}");
     let data = download::ensure(dataset, from)?;
@@ -85,7 +89,12 @@ fn run_recipe(name: &str, from: Option<&str>) -> Result<()> {
         .stderr(Stdio::inherit())
         .output()
         .context("running backprop train")?;
-    ensure!(output.status.success(), "backprop train --config {} failed ({})", path.display(), output.status);
+    ensure!(
+        output.status.success(),
+        "backprop train --config {} failed ({})",
+        path.display(),
+        output.status
+    );
     let seconds = start.elapsed().as_secs_f64();
     // The test accuracy: the final line's (`final_test`, after a validation
     // split), else the last epoch's.
@@ -99,8 +108,19 @@ fn run_recipe(name: &str, from: Option<&str>) -> Result<()> {
         .find_map(|l| l["test_accuracy"].as_f64())
         .context("backprop train printed no test accuracy")?;
     let epochs = lines.iter().filter(|l| l.get("epoch").is_some()).count();
-    println!("verify recipe {name} on {dataset}: {}", if accuracy >= claim.min_test_accuracy { "PASS" } else { "FAIL" });
-    println!("  test accuracy   {:.2}% (claimed at least {:.2}%)", 100.0 * accuracy, 100.0 * claim.min_test_accuracy);
+    println!(
+        "verify recipe {name} on {dataset}: {}",
+        if accuracy >= claim.min_test_accuracy {
+            "PASS"
+        } else {
+            "FAIL"
+        }
+    );
+    println!(
+        "  test accuracy   {:.2}% (claimed at least {:.2}%)",
+        100.0 * accuracy,
+        100.0 * claim.min_test_accuracy
+    );
     println!("  epochs          {epochs}, {seconds:.0} s in all");
     ensure!(
         accuracy >= claim.min_test_accuracy,

@@ -61,7 +61,10 @@ pub(crate) fn apply(path: &Path, args: &mut TrainArgs) -> Result<()> {
         .with_context(|| format!("the recipe {} is not valid", path.display()))?;
     fn parsed<T: FromStr<Err = String>>(path: &Path, key: &str, value: Option<String>) -> Result<Option<T>> {
         value
-            .map(|v| v.parse::<T>().map_err(|e| anyhow::anyhow!("{}: {key}: {e}", path.display())))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| anyhow::anyhow!("{}: {key}: {e}", path.display()))
+            })
             .transpose()
     }
     macro_rules! fill {
@@ -72,8 +75,24 @@ pub(crate) fn apply(path: &Path, args: &mut TrainArgs) -> Result<()> {
         };
     }
     fill!(
-        layers, epochs, batch_size, lr, seed, momentum, beta1, beta2, eps, weight_decay, warmup, dropout,
-        label_smoothing, clip_norm, max_norm, validation, patience, min_delta
+        layers,
+        epochs,
+        batch_size,
+        lr,
+        seed,
+        momentum,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        warmup,
+        dropout,
+        label_smoothing,
+        clip_norm,
+        max_norm,
+        validation,
+        patience,
+        min_delta
     );
     if args.activation.is_none() {
         args.activation = parsed(path, "activation", recipe.activation.clone())?;
@@ -97,7 +116,10 @@ pub(crate) fn apply(path: &Path, args: &mut TrainArgs) -> Result<()> {
         && let Some(o) = &recipe.optimizer
     {
         if backprop_nn::OptimizerConfig::from_name(o).is_none() {
-            bail!("{}: optimizer: unknown optimiser {o:?}; expected sgd, momentum, nesterov, adam or adamw", path.display());
+            bail!(
+                "{}: optimizer: unknown optimiser {o:?}; expected sgd, momentum, nesterov, adam or adamw",
+                path.display()
+            );
         }
         args.optimizer = Some(o.clone());
     }
@@ -108,7 +130,10 @@ pub(crate) fn apply(path: &Path, args: &mut TrainArgs) -> Result<()> {
     let data_given = args.data != Path::new(crate::args::DEFAULT_DATA) || args.named.dataset.is_some();
     if !data_given {
         if let Some(name) = &recipe.dataset {
-            args.named.dataset = Some(name.parse().map_err(|e: String| anyhow::anyhow!("{}: dataset: {e}", path.display()))?);
+            args.named.dataset = Some(
+                name.parse()
+                    .map_err(|e: String| anyhow::anyhow!("{}: dataset: {e}", path.display()))?,
+            );
         } else if let Some(data) = &recipe.data {
             args.data = data.clone();
         }
@@ -168,10 +193,18 @@ mod tests {
     fn flags_override_the_file_and_unknown_keys_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.toml");
-        std::fs::write(&path, "layers = [4, 3, 2]\nepochs = 7\nbatch_size = 5\ndropout = [0.5]\nschedule = \"cosine:0.1\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "layers = [4, 3, 2]\nepochs = 7\nbatch_size = 5\ndropout = [0.5]\nschedule = \"cosine:0.1\"\n",
+        )
+        .unwrap();
         let mut args = train_args(&["--epochs", "2"]);
         apply(&path, &mut args).unwrap();
-        assert_eq!((args.epochs, args.batch_size), (Some(2), Some(5)), "the flag wins; batch_size spelled with _");
+        assert_eq!(
+            (args.epochs, args.batch_size),
+            (Some(2), Some(5)),
+            "the flag wins; batch_size spelled with _"
+        );
         assert_eq!(args.layers, Some(vec![4, 3, 2]));
         assert_eq!(args.schedule, Some(backprop_nn::Schedule::Cosine { floor: 0.1 }));
         std::fs::write(&path, "layers = [4, 2]\nlearning-rate = 0.1\n").unwrap();

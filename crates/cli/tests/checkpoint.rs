@@ -551,3 +551,68 @@ fn validation_early_stopping_and_save_best() {
         &["--validation 600"],
     );
 }
+
+/// `--augment` trains on distorted images, is recorded, resumes exactly,
+/// and is refused for a table.
+#[test]
+fn augmentation_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let (whole, part) = (dir.path().join("w.ckpt"), dir.path().join("p.ckpt"));
+    let run = |epochs: &str, save: &Path| {
+        let out = backprop(&[
+            "train",
+            "--data",
+            path(dir.path()),
+            "--layers",
+            "64,16,10",
+            "--epochs",
+            epochs,
+            "--lr",
+            "0.1",
+            "--augment",
+            "shift=1,rotate=5",
+            "--save",
+            path(save),
+        ]);
+        assert_ok(&out);
+        out
+    };
+    let out = run("3", &whole);
+    assert!(
+        stderr(&out).contains("augmenting the training images"),
+        "{}",
+        stderr(&out)
+    );
+    run("2", &part);
+    assert_ok(&backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--resume",
+        path(&part),
+        "--epochs",
+        "3",
+    ]));
+    let (w, p) = (inspect_json(&whole), inspect_json(&part));
+    assert_eq!(w["parameters_sha256"], p["parameters_sha256"]);
+    assert!(w["training"]["augment"].as_str().unwrap().contains("shift=1"), "{w}");
+    let table = dir.path().join("t.csv");
+    std::fs::write(&table, "a,b,y\n1,2,x\n3,4,z\n5,6,x\n7,8,z\n").unwrap();
+    assert_fails_cleanly(
+        &backprop(&["train", "--data", path(&table), "--target", "y", "--augment", "digits"]),
+        &["--augment", "CSV"],
+    );
+    assert_fails_cleanly(
+        &backprop(&[
+            "train",
+            "--data",
+            path(dir.path()),
+            "--layers",
+            "64,10",
+            "--augment",
+            "shift=99999",
+        ]),
+        &["shift"],
+    );
+}
