@@ -77,7 +77,6 @@ fn peak_bytes_during(f: impl FnOnce()) -> usize {
     PEAK.load(Ordering::SeqCst).saturating_sub(base)
 }
 
-#[test]
 fn the_counter_sees_allocations() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let n = allocations_during(|| drop(std::hint::black_box(vec![1u8; 100])));
@@ -135,7 +134,6 @@ fn epoch_allocations(sizes: Vec<usize>, side: usize, ink: f64, threads: usize) -
         .collect()
 }
 
-#[test]
 fn a_second_epoch_allocates_nothing_on_the_sparse_path() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Synthetic images are about three quarters zeros: the compressed path.
@@ -149,7 +147,6 @@ fn a_second_epoch_allocates_nothing_on_the_sparse_path() {
     }
 }
 
-#[test]
 fn a_second_epoch_allocates_nothing_on_the_dense_path() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Images with ink everywhere are dense; a deep network runs every dense
@@ -168,7 +165,6 @@ fn a_second_epoch_allocates_nothing_on_the_dense_path() {
 /// preset: affine warps, elastic fields, stroke thickness) allocates
 /// nothing after the first epoch either: the distorted batch and the
 /// augmentation scratch are reused, on the sparse and on the dense path.
-#[test]
 fn a_second_epoch_allocates_nothing_with_augmentation() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for (sizes, side, ink) in [(vec![64, 32, 10], 8, 0.25), (vec![36, 16, 10], 6, 1.0)] {
@@ -199,7 +195,6 @@ fn a_second_epoch_allocates_nothing_with_augmentation() {
 
 /// An in-memory regression table, every activation, MSE and Adam: the
 /// second epoch allocates nothing either.
-#[test]
 fn a_second_epoch_allocates_nothing_for_regression_with_every_activation() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let x = Array2::from_shape_fn((130, 5), |(i, j)| ((i * 5 + j) as f32 * 0.37).sin());
@@ -227,7 +222,6 @@ fn a_second_epoch_allocates_nothing_for_regression_with_every_activation() {
 /// prefixes claiming gigabytes planted, with the CRC recomputed so the
 /// decoder sees them) never make the loader hold more than 16 times the
 /// file's size plus 8 MiB.
-#[test]
 fn forged_checkpoints_stay_within_a_memory_bound() {
     use backprop_nn::checkpoint::record::DataRecord;
     use backprop_nn::{CHECKPOINT_HEADER_LEN, Checkpoint};
@@ -275,7 +269,6 @@ fn forged_checkpoints_stay_within_a_memory_bound() {
 /// A forged checkpoint whose list holds a million empty entries (one byte
 /// each on disk, 24 in memory) is refused while it decodes, without
 /// holding more than the bound either.
-#[test]
 fn a_million_empty_entries_are_refused_within_the_bound() {
     use backprop_nn::checkpoint::record::DataRecord;
     use backprop_nn::{CHECKPOINT_FORMAT_VERSION, CHECKPOINT_MAGIC, Checkpoint};
@@ -329,7 +322,6 @@ fn a_million_empty_entries_are_refused_within_the_bound() {
 
 /// The toolkit (dropout, schedule, smoothing, clipping, max-norm) allocates
 /// nothing per step either.
-#[test]
 fn the_toolkit_allocates_nothing_per_step() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
@@ -356,4 +348,20 @@ fn the_toolkit_allocates_nothing_per_step() {
         let (_, steady) = epoch_allocations_of(config, &data.train, threads);
         assert_eq!(steady, 0, "{threads} threads");
     }
+}
+
+/// Every check in turn, as one test: the counter sees every thread, the
+/// test harness's own among them, and the harness allocates whenever a
+/// concurrent test finishes; with one test in the binary nothing else runs
+/// while a check counts.
+#[test]
+fn allocation_checks() {
+    the_counter_sees_allocations();
+    a_second_epoch_allocates_nothing_on_the_sparse_path();
+    a_second_epoch_allocates_nothing_on_the_dense_path();
+    a_second_epoch_allocates_nothing_with_augmentation();
+    a_second_epoch_allocates_nothing_for_regression_with_every_activation();
+    forged_checkpoints_stay_within_a_memory_bound();
+    a_million_empty_entries_are_refused_within_the_bound();
+    the_toolkit_allocates_nothing_per_step();
 }
