@@ -129,7 +129,7 @@ pub fn check_gradients(model: &Mlp, x: ArrayView2<'_, f32>, loss: Loss, targets:
 
 /// Each layer's largest relative errors of `grads` against central
 /// differences of the loss of `model` on `x` and `targets`.
-fn compare(model: &Mlp, x: ArrayView2<'_, f32>, targets: Targets<'_>, grads: &Gradients) -> Vec<LayerError> {
+pub(crate) fn compare(model: &Mlp, x: ArrayView2<'_, f32>, targets: Targets<'_>, grads: &Gradients) -> Vec<LayerError> {
     let acts = model.activations();
     let mut params: Vec<(Array2<f64>, Array1<f64>)> = model
         .layers()
@@ -184,7 +184,7 @@ enum Truth<'a> {
 
 /// Each activation by its definition, in `f64` (GELU in the tanh form the
 /// network uses).
-fn activation_f64(f: Activation, z: f64) -> f64 {
+pub(crate) fn activation_f64(f: Activation, z: f64) -> f64 {
     match f {
         Activation::Relu => z.max(0.0),
         Activation::LeakyRelu { slope } => {
