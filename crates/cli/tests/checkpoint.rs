@@ -550,6 +550,45 @@ fn validation_early_stopping_and_save_best() {
         ]),
         &["--validation 600"],
     );
+    let base = [
+        "train",
+        "--data",
+        path(dir.path()),
+        "--layers",
+        "64,10",
+        "--epochs",
+        "1",
+        "--validation",
+        "0.2",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        backprop(&args)
+    };
+    assert_fails_cleanly(&with(&["--early-stopping", "loss", "--patience", "0"]), &["--patience"]);
+    assert_fails_cleanly(
+        &with(&["--early-stopping", "loss", "--min-delta", "-1"]),
+        &["--min-delta"],
+    );
+    assert_fails_cleanly(
+        &backprop(&[
+            "train",
+            "--data",
+            path(dir.path()),
+            "--layers",
+            "64,10",
+            "--validation",
+            "1.5",
+        ]),
+        &["--validation 1.5", "a fraction"],
+    );
+    let same = dir.path().join("same.ckpt");
+    assert_fails_cleanly(
+        &with(&["--save", path(&same), "--save-best", path(&same)]),
+        &["--save-best", "the file the run saves to"],
+    );
+    assert!(!same.exists());
 }
 
 /// `--augment` trains on distorted images, is recorded, resumes exactly,
