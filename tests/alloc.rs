@@ -320,8 +320,8 @@ fn a_million_empty_entries_are_refused_within_the_bound() {
     }
 }
 
-/// The toolkit (dropout, schedule, smoothing, clipping, max-norm) allocates
-/// nothing per step either.
+/// The toolkit (dropout, schedule, smoothing, clipping, max-norm, batch
+/// normalisation) allocates nothing per step either.
 fn the_toolkit_allocates_nothing_per_step() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
@@ -345,8 +345,15 @@ fn the_toolkit_allocates_nothing_per_step() {
             max_norm: Some(3.0),
             ..TrainConfig::default()
         };
-        let (_, steady) = epoch_allocations_of(config, &data.train, threads);
+        let (_, steady) = epoch_allocations_of(config.clone(), &data.train, threads);
         assert_eq!(steady, 0, "{threads} threads");
+        // And with batch normalisation on every hidden layer.
+        let config = TrainConfig {
+            batch_norm: true,
+            ..config
+        };
+        let (_, steady) = epoch_allocations_of(config, &data.train, threads);
+        assert_eq!(steady, 0, "batch norm, {threads} threads");
     }
 }
 

@@ -149,19 +149,22 @@ fn trailing_bytes_and_a_wrong_length_are_corrupt() {
 
 #[test]
 fn another_format_version_names_both_versions() {
-    for version in [0u32, 3, 7, u32::MAX] {
+    for version in [0u32, 4, 7, u32::MAX] {
         let mut bytes = real_bytes().to_vec();
         bytes[8..12].copy_from_slice(&version.to_le_bytes());
-        let err = rejected(&bytes, &[&format!("version {version}"), "versions 1 to 2"]);
+        let err = rejected(&bytes, &[&format!("version {version}"), "versions 1 to 3"]);
         assert!(
-            matches!(err, NnError::CheckpointVersion { found, supported: 2, .. } if found == version),
+            matches!(err, NnError::CheckpointVersion { found, supported: 3, .. } if found == version),
             "{err:?}"
         );
     }
-    // A format-2 payload behind a format-1 header does not pass for one.
-    let mut bytes = real_bytes().to_vec();
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
-    assert!(Checkpoint::from_bytes(&bytes, Path::new("m")).is_err());
+    // A format-3 payload behind a format-1 or format-2 header does not pass
+    // for one.
+    for older in [1u32, 2] {
+        let mut bytes = real_bytes().to_vec();
+        bytes[8..12].copy_from_slice(&older.to_le_bytes());
+        assert!(Checkpoint::from_bytes(&bytes, Path::new("m")).is_err(), "{older}");
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use backprop_data::TrainTest;
 use backprop_nn::checkpoint::record::{DataRecord, EpochRecord};
-use backprop_nn::{Checkpoint, TrainConfig, TrainState, Trainer, evaluate};
+use backprop_nn::{Checkpoint, Examples, TrainConfig, TrainState, Trainer, evaluate};
 use backprop_tests::{Synthetic, epoch_record, weight_bytes};
 
 fn config(epochs: usize) -> TrainConfig {
@@ -199,6 +199,106 @@ fn a_format_1_checkpoint_loads_evaluates_and_resumes() {
     assert_eq!(
         after.parameters_sha256(),
         "84aa7768f585e24107adbd1d43270c183e60055427e8b9487abdadad04aec837"
+    );
+}
+
+/// The format-2 checkpoint written before batch normalisation
+/// (tests/fixtures/format2, every toolkit setting on) loads, evaluates to
+/// what that build reported, and resumes to the weights that build reached.
+#[test]
+fn a_format_2_checkpoint_loads_evaluates_and_resumes() {
+    use backprop_data::{Augment, Augmented};
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/format2");
+    let data = backprop_data::load_dir(&fixture.join("data")).unwrap();
+    let checkpoint = Checkpoint::load(&fixture.join("model.ckpt")).unwrap();
+    assert_eq!(
+        checkpoint.parameters_sha256(),
+        "03e6a39b8809d24b61cf7232c76a0909416be6f3eb8b0218a64f57f50c4dbbcb"
+    );
+    assert_eq!(checkpoint.format_version, backprop_nn::CHECKPOINT_FORMAT_VERSION);
+    assert!(checkpoint.batch_norm.is_empty());
+    let training = checkpoint.training.clone().unwrap();
+    assert_eq!((training.epoch, training.step, training.validation), (2, 38, 20));
+    assert_eq!(training.augment, "shift=1");
+    let config = checkpoint.train_config().unwrap();
+    assert_eq!(config.dropout, vec![0.2]);
+    assert_eq!((config.clip_norm, config.max_norm), (Some(5.0), Some(3.0)));
+    let eval = evaluate(&checkpoint.model().unwrap(), &data.test).unwrap();
+    assert_eq!((eval.correct(), eval.n), (Some(139), 200));
+    assert_eq!(eval.loss, 1.3520761728286743);
+    // Resumed as the CLI resumes it: the same validation split and the
+    // recorded augmentation, to 3 epochs.
+    let augment: Augment = training.augment.parse().unwrap();
+    let full = Augmented::new(data.train.clone(), augment, config.seed).unwrap();
+    let (train, _) = backprop_nn::split_validation(full.len(), 20, config.seed);
+    let source = backprop_nn::Subset::new(&full, train);
+    let mut resumed = checkpoint.into_trainer(source.len()).unwrap();
+    resumed.set_epochs(3);
+    resumed.train_epoch(&source, |_, _, _| {}).unwrap();
+    assert_eq!(resumed.step(), 57);
+    let after = Checkpoint::from_trainer(&resumed, Vec::new(), DataRecord::Unknown);
+    assert_eq!(
+        after.parameters_sha256(),
+        "83513f9b2d9baa19ebe78336b88a8ce76070617d768fedd50978363405e07931"
+    );
+}
+
+/// Batch normalisation with dropout, a schedule and augmented images: 2
+/// epochs, a checkpoint, 2 more equal 4 in one go, byte for byte (the
+/// running averages included); the checkpoint keeps the normalisations.
+#[test]
+fn batch_norm_with_the_toolkit_resumes_bit_identically() {
+    use backprop_data::{Augment, Augmented};
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    let source = || Augmented::new(data.train.clone(), Augment::digits(), 4).unwrap();
+    let config = |epochs| TrainConfig {
+        sizes: vec![64, 32, 16, 10],
+        dropout: vec![0.2],
+        schedule: backprop_nn::Schedule::Cosine { floor: 0.05 },
+        warmup_steps: 10,
+        optimizer: backprop_nn::OptimizerConfig::ADAMW,
+        learning_rate: 0.01,
+        batch_norm: true,
+        ..config(epochs)
+    };
+    let run = |trainer: &mut Trainer| {
+        let source = source();
+        while !trainer.is_done() {
+            trainer.train_epoch(&source, |_, _, _| {}).unwrap();
+        }
+    };
+    let mut straight = Trainer::new(config(4), data.train.len()).unwrap();
+    run(&mut straight);
+    let mut first = Trainer::new(config(4), data.train.len()).unwrap();
+    let src = source();
+    first.train_epoch(&src, |_, _, _| {}).unwrap();
+    first.train_epoch(&src, |_, _, _| {}).unwrap();
+    let path = dir.path().join("bn.ckpt");
+    Checkpoint::from_trainer(&first, Vec::new(), DataRecord::Unknown)
+        .save(&path)
+        .unwrap();
+    let loaded = Checkpoint::load(&path).unwrap();
+    assert_eq!(loaded.batch_norm.iter().filter(|n| n.is_some()).count(), 2);
+    assert!(loaded.train_config().unwrap().batch_norm);
+    assert_eq!(loaded.model().unwrap(), *first.model());
+    let mut resumed = loaded.into_trainer(data.train.len()).unwrap();
+    run(&mut resumed);
+    assert!(weight_bytes(resumed.model()) == weight_bytes(straight.model()));
+    // The running averages moved away from their start (0 and 1).
+    let norm = straight.model().norms()[0].as_ref().unwrap();
+    assert!(norm.running_mean.iter().any(|&m| m != 0.0) && norm.running_var.iter().any(|&v| v != 1.0));
+    // Folding the normalisations into the layers computes the same
+    // function in evaluation mode, up to rounding.
+    let x = ndarray::Array2::from_shape_fn((7, 64), |(i, j)| ((i * 64 + j) as f32 * 0.13).sin().abs());
+    let (a, b) = (
+        straight.model().predict_outputs(x.view()),
+        straight.model().folded().predict_outputs(x.view()),
+    );
+    assert!(
+        a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-4 * (1.0 + a.abs())),
+        "{a} vs {b}"
     );
 }
 

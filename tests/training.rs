@@ -43,6 +43,40 @@ fn training_learns_a_separable_problem() {
     assert_eq!(after.n, 200);
 }
 
+/// A batch-normalised network learns the same problem, and evaluation (with
+/// the running averages) agrees with it: the test set is scored per row,
+/// whatever the chunk it falls in.
+#[test]
+fn a_batch_normalised_network_learns_and_evaluates_per_row() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic {
+        n_train: 1000,
+        ..Synthetic::default()
+    }
+    .write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    let config = TrainConfig {
+        sizes: vec![64, 32, 16, 10],
+        epochs: 5,
+        batch_size: 64,
+        learning_rate: 0.1,
+        seed: 3,
+        batch_norm: true,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config, data.train.len()).unwrap();
+    while !trainer.is_done() {
+        trainer.train_epoch(&data.train, |_, _, _| {}).unwrap();
+    }
+    let after = evaluate(trainer.model(), &data.test).unwrap();
+    assert!(after.accuracy().unwrap() > 0.95, "test accuracy {:?}", after.accuracy());
+    // Evaluation mode: one row alone gives the outputs it gets in a batch.
+    let x = ndarray::Array2::from_shape_fn((5, 64), |(i, j)| ((i * 64 + j) as f32 * 0.7).cos().abs());
+    let batch = trainer.model().predict_outputs(x.view());
+    let alone = trainer.model().predict_outputs(x.slice(ndarray::s![2..3, ..]));
+    assert_eq!(batch.row(2), alone.row(0));
+}
+
 #[test]
 fn data_that_does_not_fit_the_network_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -148,10 +148,18 @@ pub fn labels_idx(labels: &[u8]) -> Vec<u8> {
 /// Every weight and bias of `model`, layer by layer, as little-endian bytes:
 /// what "bit-identical weights" compares.
 pub fn weight_bytes(model: &backprop_nn::Mlp) -> Vec<u8> {
+    let norms = model.norms().iter().flatten().flat_map(|n| {
+        n.gamma
+            .iter()
+            .chain(&n.beta)
+            .chain(&n.running_mean)
+            .chain(&n.running_var)
+    });
     model
         .layers()
         .iter()
         .flat_map(|l| l.w.iter().chain(&l.b))
+        .chain(norms)
         .flat_map(|x| x.to_le_bytes())
         .collect()
 }

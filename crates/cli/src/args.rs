@@ -150,6 +150,12 @@ pub(crate) struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) max_norm: Option<f32>,
 
+    /// Batch normalisation on every hidden layer (Ioffe and Szegedy 2015;
+    /// PyTorch's momentum 0.1 and eps 1e-5): batch statistics in training,
+    /// running averages in evaluation.
+    #[arg(long)]
+    pub(crate) batch_norm: bool,
+
     /// Hold out N examples of the training set (or a fraction, e.g. 0.1),
     /// chosen by the seed, as a validation set measured every epoch; the
     /// test set is then measured once, at the end (or every epoch with
@@ -412,6 +418,16 @@ pub(crate) struct GradcheckArgs {
     /// Seed of the weights, inputs and targets.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+
+    /// Batch normalisation on every hidden layer (random scale, shift and
+    /// running averages).
+    #[arg(long)]
+    pub(crate) batch_norm: bool,
+
+    /// With --batch-norm: check the evaluation-mode pass (running averages)
+    /// instead of the training-mode one (batch statistics).
+    #[arg(long, requires = "batch_norm")]
+    pub(crate) eval_mode: bool,
 
     /// The largest relative error accepted.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]

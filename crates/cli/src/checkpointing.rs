@@ -306,6 +306,7 @@ fn check_flags(args: &TrainArgs, saved: &TrainConfig, resume: &Path) -> Result<(
         ("--label-smoothing", args.label_smoothing.is_some()),
         ("--clip-norm", args.clip_norm.is_some()),
         ("--max-norm", args.max_norm.is_some()),
+        ("--batch-norm", args.batch_norm),
         ("--validation", args.validation.is_some()),
         ("--early-stopping", args.early_stopping.is_some()),
         ("--patience", args.patience.is_some()),

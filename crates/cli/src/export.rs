@@ -6,7 +6,9 @@
 //! ...)`: `{2i}.weight` of shape `(n_out, n_in)` and `{2i}.bias`, so that
 //! `x @ W.T + b` is layer `i`. `--format onnx` writes the whole model as an
 //! ONNX graph ([`crate::onnx`]). Without `--format`, OUT's extension names
-//! the format.
+//! the format. A batch-normalised layer is exported with its normalisation
+//! folded in (evaluation mode: running averages, `gamma` and `beta`
+//! absorbed into `W` and `b`), so every format holds plain dense layers.
 //!
 //! `.npz` is written by hand: a zip archive of stored (uncompressed) entries
 //! `NAME.npy`, each a `.npy` version 1.0 file (magic, a Python-dict header
@@ -45,7 +47,11 @@ pub(crate) fn run(args: ExportArgs) -> Result<()> {
         bail!("--layout applies to npz and safetensors; an ONNX file holds the whole graph");
     }
     crate::paths::refuse_overwriting_inputs("OUT", &args.out, std::slice::from_ref(&args.model))?;
-    let checkpoint = Checkpoint::load(&args.model)?;
+    let mut checkpoint = Checkpoint::load(&args.model)?;
+    if !checkpoint.batch_norm.is_empty() {
+        checkpoint = checkpoint.folded()?;
+        eprintln!("batch normalisation folded into the layers before it (evaluation mode)");
+    }
     let tensors = tensors(&checkpoint, args.layout);
     let bytes = match format {
         ExportFormat::Npz => npz_bytes(&tensors)?,

@@ -16,24 +16,39 @@ pub(crate) fn run(args: &GradcheckArgs) -> Result<()> {
         loss: args.loss,
         batch: usize::try_from(args.batch).context("--batch is too large")?,
         seed: args.seed,
+        batch_norm: args.batch_norm,
+        training: !args.eval_mode,
     };
     let errors = backprop_nn::gradcheck(&check).context("invalid gradient check")?;
+    let norm = match (check.batch_norm, check.training) {
+        (false, _) => "",
+        (true, true) => ", batch norm (training mode)",
+        (true, false) => ", batch norm (evaluation mode)",
+    };
     println!(
-        "gradient check of {} ({} hidden, {}), batch {}, seed {}: central differences in f64",
+        "gradient check of {} ({} hidden, {}{norm}), batch {}, seed {}: central differences in f64",
         sizes_text(&check.sizes),
         check.activation,
         check.loss,
         check.batch,
         check.seed
     );
-    println!("layer  {:>14}  {:>14}", "dW rel. error", "db rel. error");
+    print!("layer  {:>14}  {:>14}", "dW rel. error", "db rel. error");
+    if check.batch_norm {
+        print!("  {:>16}", "dgamma/dbeta err.");
+    }
+    println!();
     for e in &errors {
         let flag = if e.max() > args.tolerance {
             "  above tolerance"
         } else {
             ""
         };
-        println!("{:>5}  {:>14.3e}  {:>14.3e}{flag}", e.layer, e.weight, e.bias);
+        print!("{:>5}  {:>14.3e}  {:>14.3e}", e.layer, e.weight, e.bias);
+        if check.batch_norm {
+            print!("  {:>16.3e}", e.norm);
+        }
+        println!("{flag}");
     }
     let worst = errors.iter().map(|e| e.max()).fold(0.0f64, f64::max);
     if let Some(bad) = errors.iter().find(|e| e.max() > args.tolerance) {

@@ -23,11 +23,14 @@ fn report(c: &Checkpoint, path: &str) -> serde_json::Value {
     let layers: Vec<_> = c
         .layers
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(i, l)| {
+            let norm = c.batch_norm.get(i).and_then(Option::as_ref);
             json!({
                 "shape": [l.shape.0, l.shape.1],
                 "activation": activation(l.activation).to_string(),
-                "parameters": l.weight.len() + l.bias.len(),
+                "parameters": l.weight.len() + l.bias.len() + norm.map_or(0, |n| n.gamma.len() + n.beta.len()),
+                "batch_norm": norm.map(|n| json!({"momentum": n.momentum, "eps": n.eps})),
             })
         })
         .collect();
@@ -49,6 +52,7 @@ fn report(c: &Checkpoint, path: &str) -> serde_json::Value {
             "label_smoothing": t.label_smoothing,
             "clip_norm": t.clip_norm,
             "max_norm": t.max_norm,
+            "batch_norm": t.batch_norm,
             "validation": r.validation,
             "augment": r.augment,
         })
@@ -124,13 +128,18 @@ fn text(c: &Checkpoint, path: &str) -> String {
     let total = c.n_parameters().max(1) as f64;
     let _ = writeln!(out, "layers          #  shape          activation   parameters  share");
     for (i, l) in c.layers.iter().enumerate() {
-        let n = l.weight.len() + l.bias.len();
+        let norm = c.batch_norm.get(i).and_then(Option::as_ref);
+        let n = l.weight.len() + l.bias.len() + norm.map_or(0, |n| n.gamma.len() + n.beta.len());
         let _ = writeln!(
             out,
-            "                {i:<2} {:<14} {:<12} {n:>10}  {:>5.1}%",
+            "                {i:<2} {:<14} {:<12} {n:>10}  {:>5.1}%{}",
             format!("{}x{}", l.shape.0, l.shape.1),
             activation(l.activation).to_string(),
-            100.0 * n as f64 / total
+            100.0 * n as f64 / total,
+            match norm {
+                Some(n) => format!("  batch norm (momentum {}, eps {})", n.momentum, n.eps),
+                None => String::new(),
+            }
         );
     }
     let _ = writeln!(

@@ -38,6 +38,7 @@ struct Recipe {
     label_smoothing: Option<f32>,
     clip_norm: Option<f32>,
     max_norm: Option<f32>,
+    batch_norm: Option<bool>,
     validation: Option<f64>,
     test_every_epoch: Option<bool>,
     early_stopping: Option<String>,
@@ -125,6 +126,9 @@ pub(crate) fn apply(path: &Path, args: &mut TrainArgs) -> Result<()> {
     }
     if recipe.test_every_epoch == Some(true) {
         args.test_every_epoch = true;
+    }
+    if recipe.batch_norm == Some(true) {
+        args.batch_norm = true;
     }
     // Where the data is: the recipe's, unless the command line names some.
     let data_given = args.data != Path::new(crate::args::DEFAULT_DATA) || args.named.dataset.is_some();

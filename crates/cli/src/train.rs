@@ -70,6 +70,7 @@ pub(crate) fn config_from(args: &TrainArgs, sizes: Option<Vec<usize>>) -> Result
         label_smoothing: args.label_smoothing.unwrap_or(default.label_smoothing),
         clip_norm: args.clip_norm,
         max_norm: args.max_norm,
+        batch_norm: args.batch_norm,
     };
     config.validate()?;
     Ok(config)
@@ -127,6 +128,9 @@ pub(crate) fn toolkit_text(c: &TrainConfig) -> (String, String) {
     }
     if let Some(n) = c.max_norm {
         extras.push(format!("max-norm {n}"));
+    }
+    if c.batch_norm {
+        extras.push("batch norm".to_owned());
     }
     let extras = if extras.is_empty() {
         String::new()

@@ -191,7 +191,7 @@ fn inspect_prints_what_the_checkpoint_holds() {
     assert_ok(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
-        "format version  2",
+        "format version  3",
         "64-24-10 (relu, identity), loss cross-entropy",
         "parameters      1810 ",
         "0  64x24          relu",
@@ -203,7 +203,7 @@ fn inspect_prints_what_the_checkpoint_holds() {
         assert!(text.contains(needle), "{needle:?} missing in\n{text}");
     }
     let json = inspect_json(&ckpt);
-    assert_eq!(json["format_version"], 2);
+    assert_eq!(json["format_version"], 3);
     assert_eq!(json["n_parameters"], 64 * 24 + 24 + 24 * 10 + 10);
     assert_eq!(json["sizes"], serde_json::json!([64, 24, 10]));
     assert_eq!(json["layers"][0]["activation"], "relu");
@@ -255,13 +255,106 @@ fn a_format_1_checkpoint_works_from_the_cli() {
     assert_ok(&out);
     let resumed = inspect_json(&copy);
     assert_eq!(
-        resumed["format_version"], 2,
+        resumed["format_version"], 3,
         "a resumed run saves in the current format"
     );
     assert_eq!(
         resumed["parameters_sha256"],
         "84aa7768f585e24107adbd1d43270c183e60055427e8b9487abdadad04aec837"
     );
+}
+
+/// The format-2 fixture (every toolkit setting on) is shown, evaluated and
+/// resumed by the CLI to the weights the build that wrote it reached.
+#[test]
+fn a_format_2_checkpoint_works_from_the_cli() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/format2");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("v2.ckpt");
+    std::fs::copy(fixture.join("model.ckpt"), &copy).unwrap();
+    let data = fixture.join("data");
+    let out = backprop(&["eval", path(&copy), "--data", path(&data), "--json"]);
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((json["correct"].clone(), json["n"].clone()), (139.into(), 200.into()));
+    assert_eq!(json["loss"], 1.3520761728286743);
+    let out = backprop(&["train", "--data", path(&data), "--resume", path(&copy), "--epochs", "3"]);
+    assert_ok(&out);
+    let resumed = inspect_json(&copy);
+    assert_eq!(resumed["format_version"], 3);
+    assert_eq!(
+        resumed["parameters_sha256"],
+        "83513f9b2d9baa19ebe78336b88a8ce76070617d768fedd50978363405e07931"
+    );
+}
+
+/// `--batch-norm`: the checkpoint and `inspect` show each hidden layer's
+/// normalisation; a resumed run keeps it and refuses the flag; `export`
+/// folds it into plain layers that predict what the model predicts.
+#[test]
+fn batch_norm_trains_shows_resumes_and_exports_folded() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic::default().write_dir(dir.path(), true);
+    let model = dir.path().join("bn.ckpt");
+    let out = backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--layers",
+        "64,24,16,10",
+        "--batch-norm",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.1",
+        "--save",
+        path(&model),
+    ]);
+    assert_ok(&out);
+    let banner = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(banner.contains("batch norm"), "{banner}");
+    let info = inspect_json(&model);
+    let layers = info["layers"].as_array().unwrap();
+    assert!(layers[0]["batch_norm"].is_object() && layers[1]["batch_norm"].is_object());
+    assert!(layers[2]["batch_norm"].is_null(), "the output layer is not normalised");
+    assert_eq!(info["training"]["batch_norm"], true);
+    assert_eq!(
+        info["n_parameters"],
+        64 * 24 + 24 + 24 * 16 + 16 + 16 * 10 + 10 + 2 * (24 + 16)
+    );
+    let text = backprop(&["inspect", path(&model)]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("batch norm (momentum 0.1, eps 0.00001)"));
+    assert_fails_cleanly(
+        &backprop(&[
+            "train",
+            "--data",
+            path(dir.path()),
+            "--resume",
+            path(&model),
+            "--epochs",
+            "3",
+            "--batch-norm",
+        ]),
+        &["--batch-norm cannot be given with --resume"],
+    );
+    assert_ok(&backprop(&[
+        "train",
+        "--data",
+        path(dir.path()),
+        "--resume",
+        path(&model),
+        "--epochs",
+        "3",
+    ]));
+    assert_eq!(inspect_json(&model)["training"]["epoch"], 3);
+    let npz = dir.path().join("bn.npz");
+    let out = backprop(&["export", path(&model), path(&npz)]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch normalisation folded"));
 }
 
 #[test]

@@ -64,3 +64,31 @@ fn bad_settings_are_refused() {
     assert_fails_cleanly(&backprop(&["gradcheck", "--tolerance", "-1"]), &["--tolerance"]);
     assert_fails_cleanly(&backprop(&["gradcheck", "--layers", "4,1"]), &["at least 2 outputs"]);
 }
+
+/// `--batch-norm` checks gamma and beta too, in training and in
+/// evaluation mode; `--eval-mode` alone is refused.
+#[test]
+fn batch_norm_passes_in_both_modes() {
+    for mode in [&[][..], &["--eval-mode"][..]] {
+        let mut args = vec![
+            "gradcheck",
+            "--layers",
+            "5,6,4,3",
+            "--batch-norm",
+            "--activation",
+            "tanh",
+        ];
+        args.extend_from_slice(mode);
+        let out = backprop(&args);
+        assert_ok(&out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("dgamma/dbeta") && text.contains(": ok"), "{text}");
+        let expected = if mode.is_empty() {
+            "training mode"
+        } else {
+            "evaluation mode"
+        };
+        assert!(text.contains(expected), "{text}");
+    }
+    assert_fails_cleanly(&backprop(&["gradcheck", "--eval-mode"]), &["--batch-norm"]);
+}

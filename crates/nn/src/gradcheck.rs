@@ -3,13 +3,17 @@
 //! plain loops that share no code with the network's forward and backward
 //! passes.
 //!
-//! For every weight and bias `theta`, the numerical gradient is
+//! For every weight and bias `theta` (and batch normalisation's `gamma`
+//! and `beta`), the numerical gradient is
 //! `(L(theta + h) - L(theta - h)) / 2h` with `h = 1e-5`, the loss `L`
-//! evaluated in `f64` from its definition (E1, each layer's activation, then
-//! `-log softmax(z)[y]` or the mean squared error). The relative error of an
+//! evaluated in `f64` from its definition (E1, the batch normalisation with
+//! the batch's statistics in training mode or the running averages in
+//! evaluation mode, each layer's activation, then `-log softmax(z)[y]` or
+//! the mean squared error). The relative error of an
 //! analytic gradient `g` against the numerical `n` is
 //! `|g - n| / (|n| + 0.01 s + 1e-8)`, where `s` is the largest `|g|` of the
-//! same tensor, so that gradients near zero are not judged by round-off.
+//! same layer, so that gradients near zero are not judged by round-off (a
+//! batch-normalised layer's bias has a true gradient of exactly zero).
 //! A correct backward gives errors around 1e-6 (f32 arithmetic); a mistake
 //! gives errors of order 1.
 //!
@@ -21,6 +25,7 @@
 //! assert!(errors.iter().all(|e| e.max() < 1e-3));
 //! ```
 
+use crate::batch_norm::reference_f64;
 use crate::{Activation, Gradients, Input, Loss, Mlp, NnError, Result, Targets, Workspace};
 use backprop_tensor::Rng;
 use ndarray::{Array1, Array2, ArrayView2};
@@ -43,6 +48,13 @@ pub struct GradCheck {
     /// Seed of the weights (the activation's default initialisation, with
     /// small random biases), inputs and targets.
     pub seed: u64,
+    /// Batch normalisation on every hidden layer (with random `gamma`,
+    /// `beta` and running averages).
+    pub batch_norm: bool,
+    /// Check the training-mode pass (batch statistics) rather than the
+    /// evaluation-mode one (running averages); matters only with batch
+    /// normalisation.
+    pub training: bool,
 }
 
 impl Default for GradCheck {
@@ -54,6 +66,8 @@ impl Default for GradCheck {
             loss: Loss::CrossEntropy,
             batch: 8,
             seed: 0,
+            batch_norm: false,
+            training: true,
         }
     }
 }
@@ -67,12 +81,15 @@ pub struct LayerError {
     pub weight: f64,
     /// Over `dL/db` (BP3).
     pub bias: f64,
+    /// Over `dL/dgamma` and `dL/dbeta` of the layer's batch normalisation
+    /// (0 without one).
+    pub norm: f64,
 }
 
 impl LayerError {
-    /// The larger of the two.
+    /// The largest of the three.
     pub fn max(&self) -> f64 {
-        self.weight.max(self.bias)
+        self.weight.max(self.bias).max(self.norm)
     }
 }
 
@@ -100,6 +117,15 @@ pub fn gradcheck(check: &GradCheck) -> Result<Vec<LayerError>> {
     for layer in model.layers_mut() {
         layer.b.mapv_inplace(|_| (rng.normal() * 0.1) as f32);
     }
+    if check.batch_norm {
+        model.add_batch_norm(0.1, 1e-5);
+        for norm in model.norms_mut().iter_mut().flatten() {
+            norm.gamma.mapv_inplace(|_| (1.0 + rng.normal() * 0.2) as f32);
+            norm.beta.mapv_inplace(|_| (rng.normal() * 0.1) as f32);
+            norm.running_mean.mapv_inplace(|_| (rng.normal() * 0.3) as f32);
+            norm.running_var.mapv_inplace(|_| (0.5 + rng.uniform_f64()) as f32);
+        }
+    }
     let x = Array2::from_shape_simple_fn((check.batch, model.n_inputs()), || rng.normal() as f32);
     let labels: Vec<usize> = (0..check.batch).map(|_| rng.below(n_out as u64) as usize).collect();
     let values = Array2::from_shape_simple_fn((check.batch, n_out), || rng.normal() as f32);
@@ -107,12 +133,13 @@ pub fn gradcheck(check: &GradCheck) -> Result<Vec<LayerError>> {
         Loss::CrossEntropy => Targets::Classes(&labels),
         Loss::MeanSquaredError => Targets::Values(values.view()),
     };
-    Ok(check_gradients(&model, x.view(), check.loss, targets))
+    Ok(check_gradients(&model, x.view(), check.loss, targets, check.training))
 }
 
 /// Compares the gradients [`Mlp::loss_backward`] gives for `model` on `x`
 /// and `targets` with central differences of `loss` in `f64`, and returns
-/// each layer's largest relative errors.
+/// each layer's largest relative errors. `training` picks batch
+/// normalisation's mode ([`Workspace::set_training`]).
 ///
 /// Each parameter costs two evaluations of the loss over the whole batch:
 /// meant for small networks.
@@ -120,58 +147,125 @@ pub fn gradcheck(check: &GradCheck) -> Result<Vec<LayerError>> {
 /// # Panics
 /// If `x` or `targets` do not fit the model and the loss (as
 /// [`Mlp::loss_backward`]).
-pub fn check_gradients(model: &Mlp, x: ArrayView2<'_, f32>, loss: Loss, targets: Targets<'_>) -> Vec<LayerError> {
+pub fn check_gradients(
+    model: &Mlp,
+    x: ArrayView2<'_, f32>,
+    loss: Loss,
+    targets: Targets<'_>,
+    training: bool,
+) -> Vec<LayerError> {
     let mut ws = Workspace::new(&model.sizes(), x.nrows());
+    ws.set_training(training);
     let mut grads = Gradients::new(model);
     model.loss_backward(Input::Dense(x), loss, targets, &mut ws, &mut grads);
-    compare(model, x, targets, &grads)
+    compare(model, x, targets, &grads, training)
+}
+
+/// One layer's parameters in `f64`: `W`, `b`, and the batch
+/// normalisation's `gamma` and `beta`.
+struct Layer64 {
+    w: Array2<f64>,
+    b: Array1<f64>,
+    gamma: Array1<f64>,
+    beta: Array1<f64>,
+}
+
+/// A batch normalisation's eps, and in evaluation mode the running mean
+/// and variance it uses.
+type Norm64 = (f64, Option<(Array1<f64>, Array1<f64>)>);
+
+/// What the reference forward pass needs besides the parameters.
+struct Fixed<'a> {
+    acts: Vec<Activation>,
+    /// Per layer: `None` without batch normalisation; else its eps, and
+    /// the running mean and variance in evaluation mode.
+    norms: Vec<Option<Norm64>>,
+    x: Array2<f64>,
+    truth: Truth<'a>,
 }
 
 /// Each layer's largest relative errors of `grads` against central
-/// differences of the loss of `model` on `x` and `targets`.
-pub(crate) fn compare(model: &Mlp, x: ArrayView2<'_, f32>, targets: Targets<'_>, grads: &Gradients) -> Vec<LayerError> {
-    let acts = model.activations();
-    let mut params: Vec<(Array2<f64>, Array1<f64>)> = model
+/// differences of the loss of `model` on `x` and `targets`, batch
+/// normalisation in training mode when `training`.
+pub(crate) fn compare(
+    model: &Mlp,
+    x: ArrayView2<'_, f32>,
+    targets: Targets<'_>,
+    grads: &Gradients,
+    training: bool,
+) -> Vec<LayerError> {
+    let mut params: Vec<Layer64> = model
         .layers()
         .iter()
-        .map(|l| (l.w.mapv(f64::from), l.b.mapv(f64::from)))
+        .zip(model.norms())
+        .map(|(l, norm)| Layer64 {
+            w: l.w.mapv(f64::from),
+            b: l.b.mapv(f64::from),
+            gamma: norm.as_ref().map_or(Array1::zeros(0), |n| n.gamma.mapv(f64::from)),
+            beta: norm.as_ref().map_or(Array1::zeros(0), |n| n.beta.mapv(f64::from)),
+        })
         .collect();
-    let x64 = x.mapv(f64::from);
-    let truth = match targets {
-        Targets::Classes(labels) => Truth::Classes(labels),
-        Targets::Values(v) => Truth::Values(v.mapv(f64::from)),
-    };
-    let loss_at = |p: &[(Array2<f64>, Array1<f64>)]| reference_loss(p, &acts, &x64, &truth);
-    let relative = |analytic: f32, numeric: f64, scale: f64| {
-        (f64::from(analytic) - numeric).abs() / (numeric.abs() + 1e-2 * scale + 1e-8)
+    let fixed = Fixed {
+        acts: model.activations(),
+        norms: model
+            .norms()
+            .iter()
+            .map(|n| {
+                n.as_ref().map(|n| {
+                    let stats = (!training).then(|| (n.running_mean.mapv(f64::from), n.running_var.mapv(f64::from)));
+                    (f64::from(n.eps), stats)
+                })
+            })
+            .collect(),
+        x: x.mapv(f64::from),
+        truth: match targets {
+            Targets::Classes(labels) => Truth::Classes(labels),
+            Targets::Values(v) => Truth::Values(v.mapv(f64::from)),
+        },
     };
     let mut errors = Vec::with_capacity(params.len());
     for l in 0..params.len() {
-        let scale_w = grads.dw[l].iter().fold(0.0f64, |m, &g| m.max(f64::from(g).abs()));
-        let mut weight = 0.0f64;
-        let cols = params[l].0.ncols();
-        for idx in 0..params[l].0.len() {
-            let (i, j) = (idx / cols, idx % cols);
-            let orig = params[l].0[[i, j]];
-            params[l].0[[i, j]] = orig + H;
-            let plus = loss_at(&params);
-            params[l].0[[i, j]] = orig - H;
-            let minus = loss_at(&params);
-            params[l].0[[i, j]] = orig;
-            weight = weight.max(relative(grads.dw[l][[i, j]], (plus - minus) / (2.0 * H), scale_w));
-        }
-        let scale_b = grads.db[l].iter().fold(0.0f64, |m, &g| m.max(f64::from(g).abs()));
-        let mut bias = 0.0f64;
-        for j in 0..params[l].1.len() {
-            let orig = params[l].1[j];
-            params[l].1[j] = orig + H;
-            let plus = loss_at(&params);
-            params[l].1[j] = orig - H;
-            let minus = loss_at(&params);
-            params[l].1[j] = orig;
-            bias = bias.max(relative(grads.db[l][j], (plus - minus) / (2.0 * H), scale_b));
-        }
-        errors.push(LayerError { layer: l, weight, bias });
+        let scale = [&grads.db[l], &grads.dgamma[l], &grads.dbeta[l]]
+            .into_iter()
+            .flatten()
+            .chain(&grads.dw[l])
+            .fold(0.0f64, |m, &g| m.max(f64::from(g).abs()));
+        // The largest relative error over one tensor, picked out of the
+        // layer by `pick`, against its analytic gradient.
+        let mut worst = |pick: fn(&mut Layer64) -> &mut [f64], analytic: &[f32]| {
+            let mut worst = 0.0f64;
+            for (k, &g) in analytic.iter().enumerate() {
+                let orig = pick(&mut params[l])[k];
+                pick(&mut params[l])[k] = orig + H;
+                let plus = reference_loss(&params, &fixed);
+                pick(&mut params[l])[k] = orig - H;
+                let minus = reference_loss(&params, &fixed);
+                pick(&mut params[l])[k] = orig;
+                let numeric = (plus - minus) / (2.0 * H);
+                worst = worst.max((f64::from(g) - numeric).abs() / (numeric.abs() + 1e-2 * scale + 1e-8));
+            }
+            worst
+        };
+        let flat = |a: &Array1<f32>| a.as_slice().expect("standard layout").to_vec();
+        let weight = worst(
+            |p| p.w.as_slice_mut().expect("standard layout"),
+            grads.dw[l].as_slice().expect("standard layout"),
+        );
+        let bias = worst(|p| p.b.as_slice_mut().expect("standard layout"), &flat(&grads.db[l]));
+        let norm = worst(
+            |p| p.gamma.as_slice_mut().expect("standard layout"),
+            &flat(&grads.dgamma[l]),
+        )
+        .max(worst(
+            |p| p.beta.as_slice_mut().expect("standard layout"),
+            &flat(&grads.dbeta[l]),
+        ));
+        errors.push(LayerError {
+            layer: l,
+            weight,
+            bias,
+            norm,
+        });
     }
     errors
 }
@@ -202,20 +296,19 @@ pub(crate) fn activation_f64(f: Activation, z: f64) -> f64 {
 }
 
 /// The mean loss at `f64` parameters, by definition.
-fn reference_loss(
-    params: &[(Array2<f64>, Array1<f64>)],
-    acts: &[Activation],
-    x: &Array2<f64>,
-    truth: &Truth<'_>,
-) -> f64 {
-    let mut a = x.clone();
-    for ((w, b), &f) in params.iter().zip(acts) {
-        let mut z = a.dot(w);
-        z += b;
+fn reference_loss(params: &[Layer64], fixed: &Fixed<'_>) -> f64 {
+    let mut a = fixed.x.clone();
+    for ((p, &f), norm) in params.iter().zip(&fixed.acts).zip(&fixed.norms) {
+        let mut z = a.dot(&p.w);
+        z += &p.b;
+        if let Some((eps, stats)) = norm {
+            let stats = stats.as_ref().map(|(m, v)| (m.view(), v.view()));
+            z = reference_f64(z.view(), p.gamma.view(), p.beta.view(), stats, *eps);
+        }
         z.mapv_inplace(|v| activation_f64(f, v));
         a = z;
     }
-    match truth {
+    match &fixed.truth {
         Truth::Classes(labels) => {
             let mut total = 0.0;
             for (row, &y) in a.rows().into_iter().zip(labels.iter()) {
@@ -243,6 +336,7 @@ mod tests {
                     loss,
                     batch: 8,
                     seed: 7,
+                    ..GradCheck::default()
                 };
                 let errors = gradcheck(&check).unwrap();
                 assert_eq!(errors.len(), 2);
@@ -260,15 +354,61 @@ mod tests {
         let x = Array2::from_shape_simple_fn((4, 4), || rng.normal() as f32);
         let labels = [0, 1, 2, 1];
         let targets = Targets::Classes(&labels);
-        let good = check_gradients(&model, x.view(), Loss::CrossEntropy, targets);
+        let good = check_gradients(&model, x.view(), Loss::CrossEntropy, targets, true);
         assert!(good.iter().all(|e| e.max() < 2e-3), "{good:?}");
         let mut ws = Workspace::new(&model.sizes(), 4);
         let mut grads = Gradients::new(&model);
         model.loss_backward(Input::Dense(x.view()), Loss::CrossEntropy, targets, &mut ws, &mut grads);
         grads.db[1][2] *= 1.5;
-        let bad = compare(&model, x.view(), targets, &grads);
+        let bad = compare(&model, x.view(), targets, &grads, true);
         assert!(bad[0].max() < 2e-3 && bad[1].weight < 2e-3, "{bad:?}");
         assert!(bad[1].bias > 0.1, "{bad:?}");
+    }
+
+    /// Batch normalisation's backward pass, through whole networks of one
+    /// and two normalised layers, in training and evaluation mode, for
+    /// every activation and loss; and a planted error in `dgamma` is caught.
+    #[test]
+    fn batch_norm_passes_in_both_modes() {
+        for sizes in [vec![4, 5, 3], vec![3, 6, 4, 2]] {
+            for training in [true, false] {
+                for activation in Activation::ALL {
+                    for loss in Loss::ALL {
+                        let check = GradCheck {
+                            sizes: sizes.clone(),
+                            activation,
+                            loss,
+                            batch: 6,
+                            seed: 11,
+                            batch_norm: true,
+                            training,
+                        };
+                        let errors = gradcheck(&check).unwrap();
+                        for e in &errors {
+                            assert!(
+                                e.max() < 2e-3,
+                                "{sizes:?} {activation} {loss} training {training}: {e:?}"
+                            );
+                        }
+                        assert!(errors[0].norm > 0.0 || errors[0].max() == 0.0);
+                    }
+                }
+            }
+        }
+        let mut rng = Rng::seed_from_u64(2);
+        let mut model = Mlp::new(&[4, 5, 3], &mut rng).unwrap();
+        model.add_batch_norm(0.1, 1e-5);
+        let x = Array2::from_shape_simple_fn((6, 4), || rng.normal() as f32);
+        let labels = [0, 1, 2, 1, 0, 2];
+        let targets = Targets::Classes(&labels);
+        let mut ws = Workspace::new(&model.sizes(), 6);
+        ws.set_training(true);
+        let mut grads = Gradients::new(&model);
+        model.loss_backward(Input::Dense(x.view()), Loss::CrossEntropy, targets, &mut ws, &mut grads);
+        assert!(compare(&model, x.view(), targets, &grads, true)[0].max() < 2e-3);
+        grads.dgamma[0][1] += 0.5;
+        let bad = compare(&model, x.view(), targets, &grads, true);
+        assert!(bad[0].norm > 0.1 && bad[0].weight < 2e-3, "{bad:?}");
     }
 
     #[test]

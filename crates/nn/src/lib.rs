@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | E1  | `Z(l) = A(l-1) W(l) + 1 b(l)^T` | [`Dense::forward`] |
 //! | E2  | `A(l) = f(Z(l))`; `P = softmax(Z(L))`, row max subtracted | [`Dense::forward`], [`Activation`], [`softmax_cross_entropy`] |
+//! | BN  | `Y(l) = gamma (Z(l) - mu) / sqrt(var + eps) + beta` between E1 and E2, and its backward | [`BatchNorm`] |
 //! | BP1 | `delta(L) = dL/dA(L)`: `(P - Y) / B` for cross-entropy, `2 (Y - T) / (B K)` for MSE | [`softmax_cross_entropy`], [`mean_squared_error`] |
 //! | BP2 | `delta(l) = (delta(l+1) W(l+1)^T) * f'(Z(l))` | [`Mlp::backward_from_delta`] |
 //! | BP3 | `dL/db(l) = sum_i delta(l)[i, :]` | [`Dense::backward`] |
@@ -48,6 +49,7 @@
 mod activation;
 mod adam;
 pub mod atomic;
+mod batch_norm;
 mod batcher;
 pub mod checkpoint;
 mod codec;
@@ -72,6 +74,7 @@ mod workspace;
 
 pub use activation::Activation;
 pub use adam::Adam;
+pub use batch_norm::BatchNorm;
 pub use batcher::Batcher;
 pub use checkpoint::{CHECKPOINT_FORMAT_VERSION, CHECKPOINT_HEADER_LEN, CHECKPOINT_MAGIC, Checkpoint};
 pub use dense::{Dense, Input, SPARSE_INPUT_DENSITY};

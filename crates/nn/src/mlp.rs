@@ -3,33 +3,52 @@
 //! whole chain.
 
 use crate::dense::{Input, SPARSE_INPUT_DENSITY};
-use crate::{Activation, Dense, Init, Loss, NnError, Result, Targets, Workspace};
+use crate::{Activation, BatchNorm, Dense, Init, Loss, NnError, Result, Targets, Workspace};
 use backprop_tensor::{Rng, gemm_with, softmax_rows};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, s};
 /// The network's parameters, one [`Dense`] layer per pair of adjacent sizes.
 ///
 /// Each layer keeps its own activation; the output layer's is the identity,
 /// and the loss takes its values (softmax cross-entropy fuses the softmax).
+/// A hidden layer may normalise its pre-activations ([`BatchNorm`], see
+/// [`Mlp::add_batch_norm`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
     layers: Vec<Dense>,
+    /// One per layer: the batch normalisation between its E1 and E2.
+    norms: Vec<Option<BatchNorm>>,
 }
 
-/// `dL/dW(l)` and `dL/db(l)` for every layer, shaped like the parameters.
+/// `dL/dW(l)` and `dL/db(l)` for every layer, shaped like the parameters,
+/// and `dL/dgamma(l)`, `dL/dbeta(l)` for the batch-normalised ones.
 #[derive(Clone, Debug)]
 pub struct Gradients {
     /// `dL/dW(l)`, `(n_in, n_out)`.
     pub dw: Vec<Array2<f32>>,
     /// `dL/db(l)`, `(n_out)`.
     pub db: Vec<Array1<f32>>,
+    /// `dL/dgamma(l)`, `(n_out)` for a batch-normalised layer, empty for
+    /// the others.
+    pub dgamma: Vec<Array1<f32>>,
+    /// `dL/dbeta(l)`, shaped as `dgamma`.
+    pub dbeta: Vec<Array1<f32>>,
 }
 
 impl Gradients {
     /// Zeroed gradients shaped like `model`'s parameters.
     pub fn new(model: &Mlp) -> Self {
+        let norm = || {
+            model
+                .norms
+                .iter()
+                .map(|n| Array1::zeros(n.as_ref().map_or(0, BatchNorm::len)))
+                .collect()
+        };
         Self {
             dw: model.layers.iter().map(|l| Array2::zeros(l.w.dim())).collect(),
             db: model.layers.iter().map(|l| Array1::zeros(l.b.dim())).collect(),
+            dgamma: norm(),
+            dbeta: norm(),
         }
     }
 }
@@ -155,7 +174,119 @@ impl Mlp {
                 return bad(format!("leaky-relu slope {slope} is not finite"));
             }
         }
-        Ok(Self { layers })
+        let norms = vec![None; layers.len()];
+        Ok(Self { layers, norms })
+    }
+
+    /// Puts a batch normalisation (PyTorch's defaults but for `momentum`
+    /// and `eps`) between E1 and E2 of every hidden layer.
+    ///
+    /// ```
+    /// use backprop_nn::Mlp;
+    /// use backprop_tensor::Rng;
+    /// let mut model = Mlp::new(&[4, 8, 3], &mut Rng::seed_from_u64(0)).unwrap();
+    /// model.add_batch_norm(0.1, 1e-5);
+    /// assert!(model.norms()[0].is_some() && model.norms()[1].is_none());
+    /// assert_eq!(model.n_parameters(), 4 * 8 + 8 + 2 * 8 + 8 * 3 + 3);
+    /// ```
+    pub fn add_batch_norm(&mut self, momentum: f32, eps: f32) {
+        let hidden = self.layers.len() - 1;
+        for (norm, layer) in self.norms.iter_mut().zip(&self.layers).take(hidden) {
+            *norm = Some(BatchNorm::with(layer.n_out(), momentum, eps));
+        }
+    }
+
+    /// Replaces the batch normalisations, one entry per layer (a
+    /// checkpoint, an import).
+    ///
+    /// # Errors
+    /// [`NnError::BadParameters`] for the wrong number of entries, one on
+    /// the output layer, or one that does not fit its layer.
+    pub fn set_norms(&mut self, norms: Vec<Option<BatchNorm>>) -> Result<()> {
+        if norms.len() != self.layers.len() {
+            return Err(NnError::BadParameters {
+                layer: 0,
+                reason: format!("{} batch normalisations for {} layers", norms.len(), self.layers.len()),
+            });
+        }
+        let last = self.layers.len() - 1;
+        for (l, norm) in norms.iter().enumerate() {
+            if let Some(norm) = norm {
+                let bad = |reason: String| Err(NnError::BadParameters { layer: l, reason });
+                if l == last {
+                    return bad("the output layer cannot be batch-normalised".into());
+                }
+                if let Err(e) = norm.validate(self.layers[l].n_out()) {
+                    return bad(e.to_string());
+                }
+            }
+        }
+        self.norms = norms;
+        Ok(())
+    }
+
+    /// Each layer's batch normalisation, if it has one.
+    pub fn norms(&self) -> &[Option<BatchNorm>] {
+        &self.norms
+    }
+
+    /// The batch normalisations, mutably (for optimisers).
+    pub fn norms_mut(&mut self) -> &mut [Option<BatchNorm>] {
+        &mut self.norms
+    }
+
+    /// Whether any layer is batch-normalised.
+    pub fn has_batch_norm(&self) -> bool {
+        self.norms.iter().any(Option::is_some)
+    }
+
+    /// Moves every batch normalisation's running averages towards the
+    /// statistics of the last training-mode forward pass in `ws` (see
+    /// [`Workspace::set_training`]); a training loop calls it after each
+    /// step. Does nothing for a network without batch normalisation or
+    /// after an evaluation-mode pass.
+    pub fn update_batch_norm(&mut self, ws: &Workspace) {
+        for (norm, cache) in self.norms.iter_mut().zip(&ws.norms) {
+            if let (Some(norm), Some(cache)) = (norm, cache)
+                && cache.training
+                && cache.rows > 0
+            {
+                norm.update_running(cache);
+            }
+        }
+    }
+
+    /// The same function in evaluation mode without batch normalisation:
+    /// each normalisation's affine map (running averages, `gamma`, `beta`)
+    /// folded into the weights and bias before it, in `f64`, then rounded.
+    /// For export to formats that have no batch normalisation.
+    pub fn folded(&self) -> Mlp {
+        let layers = self
+            .layers
+            .iter()
+            .zip(&self.norms)
+            .map(|(layer, norm)| match norm {
+                None => layer.clone(),
+                Some(norm) => {
+                    let (scale, shift) = norm.eval_affine();
+                    let mut layer = layer.clone();
+                    for mut row in layer.w.rows_mut() {
+                        ndarray::Zip::from(&mut row)
+                            .and(&scale)
+                            .for_each(|w, &s| *w = (f64::from(*w) * s) as f32);
+                    }
+                    ndarray::Zip::from(&mut layer.b)
+                        .and(&scale)
+                        .and(&shift)
+                        .for_each(|b, &s, &t| *b = (f64::from(*b) * s + t) as f32);
+                    layer
+                }
+            })
+            .collect();
+        Mlp {
+            norms: vec![None; self.layers.len()],
+            layers,
+        }
     }
 
     /// The layers, input first.
@@ -166,6 +297,11 @@ impl Mlp {
     /// The layers, mutably (for optimisers).
     pub fn layers_mut(&mut self) -> &mut [Dense] {
         &mut self.layers
+    }
+
+    /// The layers and the batch normalisations, mutably at once.
+    pub(crate) fn parts_mut(&mut self) -> (&mut [Dense], &mut [Option<BatchNorm>]) {
+        (&mut self.layers, &mut self.norms)
     }
 
     /// Layer sizes, `[n_inputs, hidden..., n_outputs]`.
@@ -190,9 +326,11 @@ impl Mlp {
         self.layers[self.layers.len() - 1].n_out()
     }
 
-    /// Number of trainable scalars.
+    /// Number of trainable scalars (batch normalisation's `gamma` and
+    /// `beta` included, its running averages not).
     pub fn n_parameters(&self) -> usize {
-        self.layers.iter().map(|l| l.w.len() + l.b.len()).sum()
+        let norms: usize = self.norms.iter().flatten().map(|n| 2 * n.len()).sum();
+        norms + self.layers.iter().map(|l| l.w.len() + l.b.len()).sum::<usize>()
     }
 
     /// The forward pass (E1, E2) for `x: (B, n_inputs)`; returns the output
@@ -259,15 +397,27 @@ impl Mlp {
 
     fn forward_from<'w>(&self, x: Own<'_>, ws: &'w mut Workspace) -> ArrayView2<'w, f32> {
         let batch = x.rows(ws);
+        ws.fit_norms(&self.norms);
         for (l, layer) in self.layers.iter().enumerate() {
             let (done, rest) = ws.a.split_at_mut(l);
             let a_prev = match l {
                 0 => x.input(&ws.input),
                 _ => Input::Dense(done[l - 1].slice(s![..batch, ..])),
             };
-            let z = ws.z[l].slice_mut(s![..batch, ..]);
+            let mut z = ws.z[l].slice_mut(s![..batch, ..]);
             let a = self.writes_a(l).then(|| rest[0].slice_mut(s![..batch, ..]));
-            layer.forward(&ws.pool, a_prev, z, a);
+            match (&self.norms[l], &mut ws.norms[l]) {
+                (Some(norm), Some(cache)) => {
+                    // E1, then Y(l) = BN(Z(l)) in place of Z(l), then E2 on Y(l).
+                    layer.forward(&ws.pool, a_prev, z.view_mut(), None);
+                    cache.training = ws.training;
+                    norm.forward(z.view_mut(), cache);
+                    if let Some(a) = a {
+                        layer.activation.forward(z.view(), a);
+                    }
+                }
+                _ => layer.forward(&ws.pool, a_prev, z, a),
+            }
             // Dropout on a hidden layer's output: A(l) <- A(l) * mask(l).
             if ws.dropout_on
                 && let Some(Some(mask)) = ws.masks.get(l)
@@ -409,6 +559,15 @@ impl Mlp {
                 _ => Input::Dense(ws.a[l - 1].slice(s![..batch, ..])),
             };
             let (below, here) = ws.delta.split_at_mut(l);
+            if let (Some(norm), Some(cache)) = (&self.norms[l], &mut ws.norms[l]) {
+                // dL/dY(l) -> dL/dZ(l), and dL/dgamma(l), dL/dbeta(l).
+                norm.backward(
+                    here[0].slice_mut(s![..batch, ..]),
+                    cache,
+                    grads.dgamma[l].view_mut(),
+                    grads.dbeta[l].view_mut(),
+                );
+            }
             let delta = here[0].slice(s![..batch, ..]);
             // BP3 and BP4 for layer l.
             Dense::backward(&ws.pool, a_prev, delta, grads.dw[l].view_mut(), grads.db[l].view_mut());

@@ -262,23 +262,31 @@ impl fmt::Display for OptimizerConfig {
 }
 
 /// Every parameter tensor of `model` with its gradient, flat, in the order
-/// of [`OptimizerState::slots`]: layer 0's weight, its bias, layer 1's
-/// weight, ...
+/// of [`OptimizerState::slots`]: layer 0's weight, its bias (and its batch
+/// normalisation's `gamma` and `beta`, when it has one), layer 1's weight,
+/// ...
 pub(crate) fn tensors<'a>(
     model: &'a mut Mlp,
     grads: &'a Gradients,
 ) -> impl Iterator<Item = (&'a mut [f32], &'a [f32])> {
-    model
-        .layers_mut()
+    let flat = |g: &'a ndarray::Array1<f32>| g.as_slice().expect("gradients in standard layout");
+    let (layers, norms) = model.parts_mut();
+    layers
         .iter_mut()
+        .zip(norms.iter_mut())
         .zip(grads.dw.iter().zip(&grads.db))
-        .flat_map(|(layer, (dw, db))| {
+        .zip(grads.dgamma.iter().zip(&grads.dbeta))
+        .flat_map(move |(((layer, norm), (dw, db)), (dgamma, dbeta))| {
             let w = layer.w.as_slice_mut().expect("weights in standard layout");
             let b = layer.b.as_slice_mut().expect("biases in standard layout");
-            [
-                (w, dw.as_slice().expect("gradients in standard layout")),
-                (b, db.as_slice().expect("gradients in standard layout")),
-            ]
+            let dense = [(w, dw.as_slice().expect("gradients in standard layout")), (b, flat(db))];
+            let norm = norm.as_mut().map(|n| {
+                [
+                    (n.gamma.as_slice_mut().expect("standard layout"), flat(dgamma)),
+                    (n.beta.as_slice_mut().expect("standard layout"), flat(dbeta)),
+                ]
+            });
+            dense.into_iter().chain(norm.into_iter().flatten())
         })
 }
 
@@ -287,7 +295,13 @@ pub(crate) fn zeros_like(model: &Mlp) -> Vec<Vec<f32>> {
     model
         .layers()
         .iter()
-        .flat_map(|l| [vec![0.0; l.w.len()], vec![0.0; l.b.len()]])
+        .zip(model.norms())
+        .flat_map(|(l, norm)| {
+            let norm = norm.as_ref().map(|n| [vec![0.0; n.len()], vec![0.0; n.len()]]);
+            [vec![0.0; l.w.len()], vec![0.0; l.b.len()]]
+                .into_iter()
+                .chain(norm.into_iter().flatten())
+        })
         .collect()
 }
 

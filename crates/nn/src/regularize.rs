@@ -72,6 +72,7 @@ pub fn clip_global_norm(grads: &mut Gradients, max_norm: f32) -> f32 {
         .iter()
         .flat_map(|w| w.iter())
         .chain(grads.db.iter().flat_map(|b| b.iter()))
+        .chain(grads.dgamma.iter().chain(&grads.dbeta).flat_map(|g| g.iter()))
         .map(|&g| f64::from(g) * f64::from(g))
         .sum();
     let norm = sum.sqrt() as f32;
@@ -79,6 +80,7 @@ pub fn clip_global_norm(grads: &mut Gradients, max_norm: f32) -> f32 {
         let scale = max_norm / norm;
         grads.dw.iter_mut().for_each(|w| w.mapv_inplace(|g| g * scale));
         grads.db.iter_mut().for_each(|b| b.mapv_inplace(|g| g * scale));
+        (grads.dgamma.iter_mut().chain(&mut grads.dbeta)).for_each(|b| b.mapv_inplace(|g| g * scale));
     }
     norm
 }

@@ -53,6 +53,9 @@ pub struct TrainConfig {
     pub clip_norm: Option<f32>,
     /// A max-norm constraint on every unit's incoming weights.
     pub max_norm: Option<f32>,
+    /// Batch normalisation on every hidden layer ([`crate::BatchNorm`], with
+    /// PyTorch's momentum 0.1 and eps 1e-5).
+    pub batch_norm: bool,
 }
 
 impl Default for TrainConfig {
@@ -73,6 +76,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             clip_norm: None,
             max_norm: None,
+            batch_norm: false,
         }
     }
 }
@@ -115,8 +119,15 @@ impl TrainConfig {
                 format!("need at least two sizes, all positive; got {:?}", self.sizes),
             );
         }
-        let n_parameters = self.sizes.windows(2).try_fold(0usize, |total, p| {
-            p[0].checked_mul(p[1])?.checked_add(p[1])?.checked_add(total)
+        // Batch normalisation adds gamma, beta and two running averages per
+        // hidden unit, counted here so that a checkpoint still fits.
+        let per_unit = if self.batch_norm { 5 } else { 1 };
+        let last = self.sizes.len() - 2;
+        let n_parameters = self.sizes.windows(2).enumerate().try_fold(0usize, |total, (l, p)| {
+            let unit = if l < last { per_unit } else { 1 };
+            p[0].checked_mul(p[1])?
+                .checked_add(p[1].checked_mul(unit)?)?
+                .checked_add(total)
         });
         if n_parameters.is_none_or(|n| n > MAX_PARAMETERS) {
             return bad(
@@ -148,6 +159,12 @@ impl TrainConfig {
             return bad("layer sizes", "a classifier needs at least 2 outputs".into());
         }
         let n_hidden = self.sizes.len() - 2;
+        if self.batch_norm && n_hidden == 0 {
+            return bad(
+                "batch norm",
+                "normalises hidden layers, and this network has none".into(),
+            );
+        }
         if !(self.dropout.is_empty() || self.dropout.len() == 1 || self.dropout.len() == n_hidden) {
             return bad(
                 "dropout",
@@ -300,7 +317,10 @@ impl Trainer {
     pub fn new(config: TrainConfig, n_train: usize) -> Result<Self> {
         config.validate()?;
         let mut init_rng = Rng::seed_from_u64(config.seed);
-        let model = Mlp::with(&config.sizes, config.activation, config.resolved_init(), &mut init_rng)?;
+        let mut model = Mlp::with(&config.sizes, config.activation, config.resolved_init(), &mut init_rng)?;
+        if config.batch_norm {
+            model.add_batch_norm(crate::BatchNorm::DEFAULT_MOMENTUM, crate::BatchNorm::DEFAULT_EPS);
+        }
         let state = TrainState {
             epoch: 0,
             step: 0,
@@ -356,9 +376,26 @@ impl Trainer {
                 ),
             });
         }
+        let hidden_norms = &model.norms()[..model.norms().len() - 1];
+        if hidden_norms.iter().any(|n| n.is_some() != config.batch_norm) {
+            return Err(NnError::InvalidConfig {
+                field: "batch norm",
+                reason: format!(
+                    "the configuration says {}, but the model's hidden layers are {}",
+                    if config.batch_norm { "on" } else { "off" },
+                    if model.has_batch_norm() {
+                        "batch-normalised"
+                    } else {
+                        "not batch-normalised"
+                    }
+                ),
+            });
+        }
         let mut optimizer = config.optimizer.build(&model, config.learning_rate)?;
         optimizer.load_state(state.optimizer)?;
         let max_batch = config.batch_size.min(n_train.max(1));
+        let mut workspace = Workspace::new(&config.sizes, max_batch);
+        workspace.set_training(true);
         let batcher = Batcher::new(
             n_train,
             config.sizes[0],
@@ -377,7 +414,7 @@ impl Trainer {
             } else {
                 Vec::new()
             },
-            workspace: Workspace::new(&config.sizes, max_batch),
+            workspace,
             grads: Gradients::new(&model),
             batcher,
             model,
@@ -456,6 +493,7 @@ impl Trainer {
                 clip_global_norm(&mut self.grads, max);
             }
             self.optimizer.step(self.workspace.pool(), &mut self.model, &self.grads);
+            self.model.update_batch_norm(&self.workspace);
             if let Some(max) = self.config.max_norm {
                 apply_max_norm(&mut self.model, max, &mut self.norms);
             }
@@ -464,7 +502,13 @@ impl Trainer {
         }
         // The last update may have overflowed with no loss left to show it.
         let finite = |l: &crate::Dense| l.w.iter().chain(&l.b).all(|v| v.is_finite());
-        if !self.model.layers().iter().all(finite) {
+        let norm_finite = |n: &crate::BatchNorm| {
+            [&n.gamma, &n.beta, &n.running_mean, &n.running_var]
+                .into_iter()
+                .flatten()
+                .all(|v| v.is_finite())
+        };
+        if !(self.model.layers().iter().all(finite) && self.model.norms().iter().flatten().all(norm_finite)) {
             return Err(self.diverged("a parameter"));
         }
         self.epoch += 1;
@@ -491,6 +535,7 @@ impl Trainer {
     pub fn set_threads(&mut self, threads: usize) {
         let pool = Arc::new(ThreadPool::new(threads));
         self.workspace = Workspace::with_pool(&self.config.sizes, self.workspace.max_batch(), pool);
+        self.workspace.set_training(true);
     }
 
     /// The learning rate the schedule gives the next step.

@@ -34,6 +34,12 @@ pub struct Workspace {
     /// Whether the next forward and backward pass apply `masks`; set by
     /// [`crate::Dropout::draw`], cleared after the backward pass.
     pub(crate) dropout_on: bool,
+    /// What each batch normalisation keeps between forward and backward;
+    /// allocated by the first forward pass of a network that has them.
+    pub(crate) norms: Vec<Option<crate::batch_norm::NormCache>>,
+    /// Whether batch normalisation uses the batch's statistics (training)
+    /// or the running averages (evaluation, the default).
+    pub(crate) training: bool,
 }
 
 impl Workspace {
@@ -58,6 +64,41 @@ impl Workspace {
             pool,
             masks: Vec::new(),
             dropout_on: false,
+            norms: Vec::new(),
+            training: false,
+        }
+    }
+
+    /// Training mode: batch normalisation normalises with each batch's own
+    /// statistics (and [`crate::Mlp::update_batch_norm`] can then move the
+    /// running averages). Off by default: evaluation mode, where it uses
+    /// the running averages and each row's output depends on that row
+    /// alone. Networks without batch normalisation compute the same in both.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    /// Whether this workspace is in training mode ([`Workspace::set_training`]).
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// Allocates the caches of `norms` that are missing or misshapen
+    /// (nothing, after the first pass).
+    pub(crate) fn fit_norms(&mut self, norms: &[Option<crate::BatchNorm>]) {
+        use crate::batch_norm::NormCache;
+        let max_batch = self.max_batch;
+        let fits = self.norms.len() == norms.len()
+            && self.norms.iter().zip(norms).all(|(c, n)| match (c, n) {
+                (None, None) => true,
+                (Some(c), Some(n)) => c.fits(max_batch, n.len()),
+                _ => false,
+            });
+        if !fits {
+            self.norms = norms
+                .iter()
+                .map(|n| n.as_ref().map(|n| NormCache::new(max_batch, n.len())))
+                .collect();
         }
     }
 

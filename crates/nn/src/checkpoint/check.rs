@@ -116,6 +116,7 @@ impl Checkpoint {
             ));
         }
         self.check_layers()?;
+        self.check_batch_norm()?;
         let sizes = self.sizes();
         let (n_in, n_out) = (sizes[0], sizes[sizes.len() - 1]);
         if !self.classes.is_empty() {
@@ -252,6 +253,43 @@ impl Checkpoint {
             return Err(Invalid::new(
                 "layers",
                 format!("{n_parameters} parameters, more than {MAX_PARAMETERS}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_batch_norm(&self) -> Check {
+        if self.batch_norm.is_empty() {
+            return Ok(());
+        }
+        if self.batch_norm.len() != self.layers.len() {
+            return Err(Invalid::new(
+                "batch_norm",
+                format!(
+                    "{} entries for {} layers; one per layer, or none",
+                    self.batch_norm.len(),
+                    self.layers.len()
+                ),
+            ));
+        }
+        let last = self.layers.len() - 1;
+        for (l, norm) in self.batch_norm.iter().enumerate() {
+            let Some(norm) = norm else { continue };
+            if l == last {
+                return Err(Invalid::new(
+                    format!("batch_norm[{l}]"),
+                    "the output layer cannot be batch-normalised",
+                ));
+            }
+            let n_out = self.layers[l].shape.1 as usize;
+            super::batch_norm(norm)
+                .validate(n_out)
+                .map_err(|e| Invalid::new(format!("batch_norm[{l}]"), e.to_string()))?;
+        }
+        if self.training.is_some() && self.batch_norm[..last].iter().any(Option::is_none) {
+            return Err(Invalid::new(
+                "batch_norm",
+                "a training run normalises every hidden layer or none",
             ));
         }
         Ok(())

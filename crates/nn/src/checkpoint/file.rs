@@ -2,6 +2,7 @@
 
 use super::check::Invalid;
 use super::v1::CheckpointV1;
+use super::v2::CheckpointV2;
 use super::{CHECKPOINT_FORMAT_VERSION, Checkpoint};
 use crate::atomic::{Special, write_atomic};
 use crate::{NnError, Result, codec};
@@ -160,6 +161,10 @@ fn decode_payload(payload: &[u8], header: &Header, path: &Path) -> Result<Checkp
             let v1: CheckpointV1 = codec::decode(payload).map_err(corrupt)?;
             v1.into_current()
                 .map_err(|(field, reason)| Invalid::new(field, reason).at(path))?
+        }
+        2 => {
+            let v2: CheckpointV2 = codec::decode(payload).map_err(corrupt)?;
+            v2.into_current()
         }
         _ => {
             let c: Checkpoint = codec::decode(payload).map_err(corrupt)?;

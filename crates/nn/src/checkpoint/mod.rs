@@ -15,17 +15,19 @@
 //!
 //! The payload's types (the [`record`] module) are the format: they are
 //! never the live configuration, and they never change; a new field means
-//! format 3. Format-1 files (backprop 0.1.0) still load, converted on read.
+//! a new format version. Format 3 added batch normalisation. Format-1
+//! files (backprop 0.1.0) and format-2 files still load, converted on read.
 //!
-//! The modules: `record` (what a format-2 file holds), `v1` (format 1 and
-//! its conversion), `file` (the header, reading and writing), `check`
-//! (validation of every field).
+//! The modules: `record` (what a file holds), `v1` and `v2` (the older
+//! formats' payloads and their conversion), `file` (the header, reading and
+//! writing), `check` (validation of every field).
 
 mod bounded;
 mod check;
 mod file;
 pub mod record;
 mod v1;
+mod v2;
 
 use crate::{
     Activation, Dense, Init, Loss, Mlp, NnError, Optimizer, OptimizerConfig, OptimizerState, Result, TrainConfig,
@@ -34,8 +36,8 @@ use crate::{
 use backprop_tensor::Rng;
 use ndarray::{Array1, Array2};
 use record::{
-    ActivationRecord, DataRecord, EpochRecord, InitRecord, LayerRecord, LossRecord, NormalizationRecord,
-    OptimizerRecord, TrainingRecord,
+    ActivationRecord, BatchNormRecord, DataRecord, EpochRecord, InitRecord, LayerRecord, LossRecord,
+    NormalizationRecord, OptimizerRecord, TrainingRecord,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -43,8 +45,9 @@ use std::path::Path;
 
 pub use file::{CHECKPOINT_HEADER_LEN, CHECKPOINT_MAGIC, MAX_PAYLOAD};
 
-/// The format version this build writes. It reads this one and format 1.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+/// The format version this build writes. It reads this one, format 2 and
+/// format 1.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 3;
 
 /// A saved model, with its training run when there is one.
 ///
@@ -86,6 +89,10 @@ pub struct Checkpoint {
     pub history: Vec<EpochRecord>,
     /// What the model was trained on.
     pub data: DataRecord,
+    /// Each layer's batch normalisation, input first (`None` for a layer
+    /// without); empty when no layer has one.
+    #[serde(deserialize_with = "bounded::layers")]
+    pub batch_norm: Vec<Option<BatchNormRecord>>,
 }
 
 impl Checkpoint {
@@ -102,6 +109,15 @@ impl Checkpoint {
             training: None,
             history: Vec::new(),
             data: DataRecord::Unknown,
+            batch_norm: if model.has_batch_norm() {
+                model
+                    .norms()
+                    .iter()
+                    .map(|n| n.as_ref().map(batch_norm_record))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -163,7 +179,29 @@ impl Checkpoint {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Mlp::from_layers(layers)
+        let mut model = Mlp::from_layers(layers)?;
+        if !self.batch_norm.is_empty() {
+            model.set_norms(self.batch_norm.iter().map(|n| n.as_ref().map(batch_norm)).collect())?;
+        }
+        Ok(model)
+    }
+
+    /// The model alone, with every batch normalisation folded into the
+    /// layer before it ([`Mlp::folded`]): the same function in evaluation
+    /// mode, as plain dense layers, for formats that have no batch
+    /// normalisation. The training run is dropped (its optimiser state
+    /// belongs to the unfolded parameters).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::model`].
+    pub fn folded(&self) -> Result<Checkpoint> {
+        let model = self.model()?.folded();
+        Ok(Checkpoint {
+            layers: model.layers().iter().map(layer_record).collect(),
+            batch_norm: Vec::new(),
+            training: None,
+            ..self.clone()
+        })
     }
 
     /// The loss the model was trained with.
@@ -207,6 +245,7 @@ impl Checkpoint {
             label_smoothing: t.label_smoothing,
             clip_norm: t.clip_norm,
             max_norm: t.max_norm,
+            batch_norm: self.batch_norm.iter().any(Option::is_some),
         })
     }
 
@@ -240,18 +279,38 @@ impl Checkpoint {
         Trainer::resume(config, model, state, n_train)
     }
 
-    /// Number of trainable scalars.
+    /// Number of trainable scalars (batch normalisation's `gamma` and
+    /// `beta` included).
     pub fn n_parameters(&self) -> usize {
-        self.layers.iter().map(|p| p.weight.len() + p.bias.len()).sum()
+        let norms: usize = self
+            .batch_norm
+            .iter()
+            .flatten()
+            .map(|n| n.gamma.len() + n.beta.len())
+            .sum();
+        norms + self.layers.iter().map(|p| p.weight.len() + p.bias.len()).sum::<usize>()
     }
 
     /// SHA-256, as 64 lowercase hex digits, of every parameter's
     /// little-endian bytes in order (layer 0's weight row-major, its bias,
-    /// layer 1's weight, ...): equal hashes mean bit-identical networks.
+    /// layer 1's weight, ..., then each batch normalisation's `gamma`,
+    /// `beta`, running mean and running variance): equal hashes mean
+    /// bit-identical networks.
     pub fn parameters_sha256(&self) -> String {
         let mut hasher = Sha256::new();
         for p in &self.layers {
             for x in p.weight.iter().chain(&p.bias) {
+                hasher.update(x.to_le_bytes());
+            }
+        }
+        for n in self.batch_norm.iter().flatten() {
+            for x in n
+                .gamma
+                .iter()
+                .chain(&n.beta)
+                .chain(&n.running_mean)
+                .chain(&n.running_var)
+            {
                 hasher.update(x.to_le_bytes());
             }
         }
@@ -368,6 +427,28 @@ fn layer_record(layer: &Dense) -> LayerRecord {
         weight: layer.w.iter().copied().collect(),
         bias: layer.b.to_vec(),
         activation: activation_record(layer.activation),
+    }
+}
+
+fn batch_norm_record(n: &crate::BatchNorm) -> BatchNormRecord {
+    BatchNormRecord {
+        gamma: n.gamma.to_vec(),
+        beta: n.beta.to_vec(),
+        running_mean: n.running_mean.to_vec(),
+        running_var: n.running_var.to_vec(),
+        momentum: n.momentum,
+        eps: n.eps,
+    }
+}
+
+fn batch_norm(r: &BatchNormRecord) -> crate::BatchNorm {
+    crate::BatchNorm {
+        gamma: Array1::from_vec(r.gamma.clone()),
+        beta: Array1::from_vec(r.beta.clone()),
+        running_mean: Array1::from_vec(r.running_mean.clone()),
+        running_var: Array1::from_vec(r.running_var.clone()),
+        momentum: r.momentum,
+        eps: r.eps,
     }
 }
 

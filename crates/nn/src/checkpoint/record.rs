@@ -1,7 +1,9 @@
-//! The records a format-2 checkpoint holds. These types are the file format:
-//! bincode encodes their fields by position, so they never change. A new
-//! field or variant means new record types and a new format version, with a
-//! conversion from this one (as `v1.rs` converts format 1).
+//! The records a checkpoint holds. These types are the file format: bincode
+//! encodes their fields by position, so they never change. A new field or
+//! variant means new record types and a new format version, with a
+//! conversion from the old one (as `v1.rs` converts format 1 and `v2.rs`
+//! format 2). Format 3 added [`BatchNormRecord`] and the checkpoint's
+//! `batch_norm` list; every other type here is format 2's, unchanged.
 
 use backprop_tensor::RngState;
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,23 @@ pub struct LayerRecord {
     pub bias: Vec<f32>,
     /// `f`, applied to `Z`.
     pub activation: ActivationRecord,
+}
+
+/// A hidden layer's batch normalisation (format 3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchNormRecord {
+    /// `gamma`, the learned scale, `n_out` values.
+    pub gamma: Vec<f32>,
+    /// `beta`, the learned shift, `n_out` values.
+    pub beta: Vec<f32>,
+    /// The running mean of the pre-activations, `n_out` values.
+    pub running_mean: Vec<f32>,
+    /// The running (unbiased) variance, `n_out` values.
+    pub running_var: Vec<f32>,
+    /// The weight of each batch's statistics in the running averages.
+    pub momentum: f32,
+    /// Added to the variance before the square root.
+    pub eps: f32,
 }
 
 /// An optimiser with its hyperparameters.

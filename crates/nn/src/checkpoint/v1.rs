@@ -1,5 +1,5 @@
 //! Format 1, as written by backprop 0.1.0 before format 2: its record types,
-//! frozen, and their conversion to format 2. A format-1 file held a run of
+//! frozen, and their conversion to the current format. A format-1 file held a run of
 //! the seed's kind only: ReLU hidden layers, He initialisation, a softmax
 //! cross-entropy output, plain SGD, IDX data.
 
@@ -191,6 +191,7 @@ impl CheckpointV1 {
             } else {
                 DataRecord::Idx { files }
             },
+            batch_norm: Vec::new(),
         };
         Ok((self.format_version, checkpoint))
     }

@@ -69,7 +69,7 @@ fn max_relative_error(case: &Case, bp2: Bp2Factor) -> f64 {
     model.backward_from(input, loss, targets, &mut ws, &mut grads, bp2);
     // The library's own checker: central differences of the loss by its
     // definition, in f64 (`crate::gradcheck`).
-    crate::gradcheck::compare(model, x.view(), targets, &grads)
+    crate::gradcheck::compare(model, x.view(), targets, &grads, false)
         .iter()
         .map(|e| e.max())
         .fold(0.0, f64::max)
