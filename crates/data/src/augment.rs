@@ -628,6 +628,9 @@ fn uniform_field(field: &mut [f32], amplitude: f32, rng: &mut Rng) {
 /// rounded value.
 const ROUND: f32 = 8_388_608.0;
 
+/// The low 23 bits of an `f32`: its mantissa's.
+const MANTISSA: u32 = (1 << 23) - 1;
+
 /// The lanes the blurs and the warp work in: eight `f32`s, two SSE or one
 /// AVX register.
 const LANES: usize = 8;
@@ -784,6 +787,10 @@ impl Warp {
         // blends run over fixed-size arrays (vectorised), only the four
         // loads per pixel are scalar.
         let lane_offsets: [f32; LANES] = std::array::from_fn(|k| k as f32);
+        // Below 2^22 padded pixels (any image of up to about 2000 x 2000),
+        // indices are computed in floats (see below).
+        let float_index = (rows + 2) * width < 1 << 22;
+        let width_f = width as f32;
         for (r, out_row) in out.chunks_exact_mut(cols).enumerate() {
             let v = r as f32 - oy - self.t[1];
             let (bx, by) = (m01 * v + px0, m11 * v + py0);
@@ -819,18 +826,38 @@ impl Warp {
                 // the four neighbours exist. A point outside (or NaN) is
                 // moved to the padded corner (0, 0), whose neighbours are
                 // the zero border: it reads as exactly 0.
-                let (mut fx, mut fy, mut index) = ([0.0f32; LANES], [0.0f32; LANES], [0i32; LANES]);
-                for k in 0..LANES {
-                    let inside = x[k] >= 0.0 && x[k] < x_end && y[k] >= 0.0 && y[k] < y_end;
-                    let (xk, yk) = if inside { (x[k], y[k]) } else { (0.0, 0.0) };
-                    let (x0, y0) = (xk as i32, yk as i32);
-                    fx[k] = xk - x0 as f32;
-                    fy[k] = yk - y0 as f32;
-                    index[k] = y0 * width as i32 + x0;
+                let (mut fx, mut fy, mut index) = ([0.0f32; LANES], [0.0f32; LANES], [0u32; LANES]);
+                if float_index {
+                    // The same, in float arithmetic only, so that it runs
+                    // LANES at a time: for v in [0, 2^22), (v + 2^23) - 2^23
+                    // is v rounded to an integer, one less if that rounded
+                    // up is floor(v), the integer `as` gives; the index,
+                    // below 2^22, is read from its float's low mantissa bits
+                    // as the warp's result is.
+                    for k in 0..LANES {
+                        let inside = (x[k] >= 0.0) & (x[k] < x_end) & (y[k] >= 0.0) & (y[k] < y_end);
+                        let xk = if inside { x[k] } else { 0.0 };
+                        let yk = if inside { y[k] } else { 0.0 };
+                        let (xr, yr) = ((xk + ROUND) - ROUND, (yk + ROUND) - ROUND);
+                        let x0 = if xr > xk { xr - 1.0 } else { xr };
+                        let y0 = if yr > yk { yr - 1.0 } else { yr };
+                        fx[k] = xk - x0;
+                        fy[k] = yk - y0;
+                        index[k] = (y0 * width_f + x0 + ROUND).to_bits() & MANTISSA;
+                    }
+                } else {
+                    for k in 0..LANES {
+                        let inside = x[k] >= 0.0 && x[k] < x_end && y[k] >= 0.0 && y[k] < y_end;
+                        let (xk, yk) = if inside { (x[k], y[k]) } else { (0.0, 0.0) };
+                        let (x0, y0) = (xk as u32, yk as u32);
+                        fx[k] = xk - x0 as f32;
+                        fy[k] = yk - y0 as f32;
+                        index[k] = y0 * width as u32 + x0;
+                    }
                 }
                 let (mut a, mut b, mut c, mut d) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
                 for k in 0..LANES {
-                    let i = index[k] as usize; // In range: non-negative.
+                    let i = index[k] as usize;
                     // One bounds check for the four neighbours.
                     let quad = &padded[i..i + width + 2];
                     (a[k], b[k], c[k], d[k]) = (quad[0], quad[1], quad[width], quad[width + 1]);
