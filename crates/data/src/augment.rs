@@ -2053,6 +2053,38 @@ mod tests {
     }
 
     #[test]
+    fn batches_prepared_on_any_pool_give_the_serial_bits() {
+        // `prepare` splits a batch across the pool's threads in parts of
+        // PART images; the gather that follows copies it. Batches longer
+        // than a part, with repeats, on 1, 2 and 3 threads, dense and
+        // compressed: the bits of a gather that prepared nothing.
+        let indices: Vec<u32> = (0..37).map(|i| (i * 7 % 10) as u32).collect();
+        let serial = Augmented::new(dataset(), Augment::digits(), 4).unwrap();
+        serial.start_epoch(2);
+        let (expected, labels) = gather(&serial, &indices);
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool::new(threads);
+            let data = Augmented::new(dataset(), Augment::digits(), 4).unwrap();
+            for epoch in [2, 3, 2] {
+                data.start_epoch(epoch);
+                data.prepare(&indices, &pool);
+                let (x, y) = gather(&data, &indices);
+                assert_eq!(y, labels);
+                assert_eq!(x == expected, epoch == 2, "{threads} threads, epoch {epoch}");
+                data.prepare(&indices, &pool);
+                let mut sparse = SparseRows::with_capacity(indices.len(), SIDE * SIDE);
+                let mut sparse_y = vec![0; indices.len()];
+                assert!(data.gather_sparse(&indices, &mut sparse, TargetsMut::Classes(&mut sparse_y)));
+                assert_eq!(sparse.nnz(), x.iter().filter(|&&v| v != 0.0).count());
+            }
+            // Prepared for one batch, a gather of another is made afresh.
+            data.start_epoch(2);
+            data.prepare(&indices[..5], &pool);
+            assert_eq!(gather(&data, &indices).0, expected);
+        }
+    }
+
+    #[test]
     fn augmented_rejects_invalid_settings() {
         let bad = Augment {
             rotate: -1.0,
