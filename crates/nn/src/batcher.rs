@@ -2,7 +2,7 @@
 //! mini-batch buffers.
 
 use crate::{Examples, Input, TargetShape, Targets, TargetsMut};
-use backprop_tensor::{Rng, RngState, SparseRows};
+use backprop_tensor::{Rng, RngState, SparseRows, ThreadPool};
 use ndarray::{Array2, s};
 use std::ops::Range;
 
@@ -114,6 +114,34 @@ impl Batcher {
     /// features and targets this batcher was built for.
     #[track_caller]
     pub fn batch<'a>(&'a mut self, data: &dyn Examples, i: usize, sparse: bool) -> (Input<'a>, Targets<'a>) {
+        self.batch_in(data, i, sparse, None)
+    }
+
+    /// Like [`Batcher::batch`], first letting the source make the batch's
+    /// examples with `pool`'s threads ([`Examples::prepare`]). The batch is
+    /// the same bits whatever the number of threads.
+    ///
+    /// # Panics
+    /// As [`Batcher::batch`].
+    #[track_caller]
+    pub fn batch_on<'a>(
+        &'a mut self,
+        data: &dyn Examples,
+        i: usize,
+        sparse: bool,
+        pool: &ThreadPool,
+    ) -> (Input<'a>, Targets<'a>) {
+        self.batch_in(data, i, sparse, Some(pool))
+    }
+
+    #[track_caller]
+    fn batch_in<'a>(
+        &'a mut self,
+        data: &dyn Examples,
+        i: usize,
+        sparse: bool,
+        pool: Option<&ThreadPool>,
+    ) -> (Input<'a>, Targets<'a>) {
         assert!(
             data.len() == self.order.len()
                 && data.n_features() == self.n_features
@@ -129,6 +157,9 @@ impl Batcher {
         let range = self.batch_range(i);
         let m = range.len();
         let indices = &self.order[range];
+        if let Some(pool) = pool {
+            data.prepare(indices, pool);
+        }
         let compressed = sparse
             && data.gather_sparse(
                 indices,

@@ -7,7 +7,7 @@
 //! user's own store. Sources whose inputs are mostly zeros may also gather
 //! straight into a compressed batch, so the first layer skips the zeros.
 
-use backprop_tensor::SparseRows;
+use backprop_tensor::{SparseRows, ThreadPool};
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// What a source's targets are: class indices, or vectors of values.
@@ -125,5 +125,15 @@ pub trait Examples: Sync {
     /// trains), for sources that can load them into caches early.
     fn prefetch(&self, indices: &[u32]) {
         let _ = indices;
+    }
+
+    /// Called by the trainer just before it gathers `indices`, with its
+    /// threads: a source whose examples cost time to make (random
+    /// augmentation) may make them all now, split across `pool`, for the
+    /// gather that follows to copy. What the gather gives must not depend on
+    /// whether this ran, nor on the number of threads. The default does
+    /// nothing.
+    fn prepare(&self, indices: &[u32], pool: &ThreadPool) {
+        let _ = (indices, pool);
     }
 }

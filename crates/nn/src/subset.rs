@@ -2,7 +2,7 @@
 //! training set.
 
 use crate::{Examples, TargetShape, TargetsMut};
-use backprop_tensor::{Rng, SparseRows};
+use backprop_tensor::{Rng, SparseRows, ThreadPool};
 use ndarray::ArrayViewMut2;
 use std::sync::Mutex;
 
@@ -89,6 +89,10 @@ impl<E: Examples + ?Sized> Examples for Subset<'_, E> {
 
     fn prefetch(&self, indices: &[u32]) {
         self.with_mapped(indices, |m| self.base.prefetch(m));
+    }
+
+    fn prepare(&self, indices: &[u32], pool: &ThreadPool) {
+        self.with_mapped(indices, |m| self.base.prepare(m, pool));
     }
 }
 

@@ -459,7 +459,7 @@ impl Trainer {
             .get_or_insert_with(|| data.density().is_some_and(|d| d < SPARSE_INPUT_DENSITY));
         let total_steps = (self.config.epochs * n_batches) as u64;
         for i in 0..n_batches {
-            let (x, targets) = self.batcher.batch(data, i, sparse);
+            let (x, targets) = self.batcher.batch_on(data, i, sparse, self.workspace.pool());
             let c = &self.config;
             let rate = c.schedule.rate(
                 c.learning_rate,
