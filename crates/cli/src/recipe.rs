@@ -191,6 +191,9 @@ mod tests {
             }
         }
         assert!(n >= 3, "seed, mnist-best and fashion-best");
+        let mut fashion = train_args(&[]);
+        apply(&dir.join("fashion-best.toml"), &mut fashion).unwrap();
+        assert!(fashion.batch_norm, "batch-norm = true reaches the flag");
     }
 
     #[test]
