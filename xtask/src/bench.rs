@@ -103,7 +103,10 @@ fn setup(args: &BenchArgs, root: &Path) -> Result<Setup> {
     };
     let sizes = args.layers.clone().or(shape.layers).unwrap_or_else(|| SIZES.to_vec());
     let batch = args.batch_size.or(shape.batch_size).unwrap_or(BATCH);
-    ensure!(sizes.len() >= 2 && sizes.iter().all(|&s| s > 0), "--layers needs two or more sizes above 0");
+    ensure!(
+        sizes.len() >= 2 && sizes.iter().all(|&s| s > 0),
+        "--layers needs two or more sizes above 0"
+    );
     ensure!(batch > 0, "--batch-size must be at least 1");
     Ok(Setup {
         sizes,
@@ -183,7 +186,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         "== train: {:?}, batch {}{}, {} epochs, threads {}",
         setup.sizes,
         setup.batch,
-        setup.recipe.as_ref().map_or(String::new(), |r| format!(", {}", r.display())),
+        setup
+            .recipe
+            .as_ref()
+            .map_or(String::new(), |r| format!(", {}", r.display())),
         args.epochs,
         args.threads
     );
@@ -249,13 +255,7 @@ fn flop_per_example(sizes: &[usize]) -> u64 {
 }
 
 /// Runs the CLI, returning its epoch lines and peak resident memory in MB.
-fn train(
-    backprop: &Path,
-    root: &Path,
-    data: &Path,
-    args: &BenchArgs,
-    setup: &Setup,
-) -> Result<(Vec<EpochLine>, f64)> {
+fn train(backprop: &Path, root: &Path, data: &Path, args: &BenchArgs, setup: &Setup) -> Result<(Vec<EpochLine>, f64)> {
     let sizes = setup.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
     let mut command = Command::new(backprop);
     command.current_dir(root).arg("train").arg("--data").arg(data);
@@ -400,7 +400,9 @@ fn time_products(sizes: &[usize], batch: usize, threads: usize) -> Vec<Product> 
 
 fn gemm_with_seconds(pool: &backprop_tensor::ThreadPool, m: usize, k: usize, n: usize, transposed_a: bool) -> f64 {
     use ndarray::{Array2, ShapeBuilder};
-    let a = Array2::from_shape_fn((m, k).set_f(transposed_a), |(i, p)| ((i * 7 + p * 3) % 17) as f32 / 17.0 - 0.5);
+    let a = Array2::from_shape_fn((m, k).set_f(transposed_a), |(i, p)| {
+        ((i * 7 + p * 3) % 17) as f32 / 17.0 - 0.5
+    });
     let b = Array2::from_shape_fn((k, n), |(p, j)| ((p * 5 + j) % 13) as f32 / 13.0 - 0.5);
     let mut c = Array2::<f32>::zeros((m, n));
     let reps = (2e8 / (2.0 * (m * k * n) as f64)).clamp(3.0, 10_000.0) as usize;
@@ -441,7 +443,10 @@ fn openblas_yardstick(root: &Path, venv: Option<&Path>, threads: usize, products
         .iter()
         .map(|p| format!("{}x{}x{}{}", p.m, p.k, p.n, if p.transposed_a { "t" } else { "" }))
         .collect();
-    eprintln!("== OpenBLAS yardstick: NumPy float32 matmul on {threads} threads ({})", python.display());
+    eprintln!(
+        "== OpenBLAS yardstick: NumPy float32 matmul on {threads} threads ({})",
+        python.display()
+    );
     let output = Command::new(&python)
         .arg(root.join("xtask/scripts/gemm_yardstick.py"))
         .args(["--threads", &threads.to_string()])
@@ -458,7 +463,10 @@ fn openblas_yardstick(root: &Path, venv: Option<&Path>, threads: usize, products
             return;
         }
         Err(e) => {
-            eprintln!("   note: could not run {}: {e}: OpenBLAS yardstick skipped", python.display());
+            eprintln!(
+                "   note: could not run {}: {e}: OpenBLAS yardstick skipped",
+                python.display()
+            );
             return;
         }
     };
@@ -507,14 +515,20 @@ fn print_table(r: &Report) {
         r.sgemm_gflops_training, r.sgemm_epoch_floor_s
     );
     println!("dense products of a step (gemm_with; OpenBLAS through NumPy, same threads)");
-    println!("  {:<11} {:>16} {:>10} {:>10} {:>7}", "product", "m x k x n", "GFLOP/s", "OpenBLAS", "ratio");
+    println!(
+        "  {:<11} {:>16} {:>10} {:>10} {:>7}",
+        "product", "m x k x n", "GFLOP/s", "OpenBLAS", "ratio"
+    );
     for p in &r.products {
         let shape = format!("{}x{}x{}{}", p.m, p.k, p.n, if p.transposed_a { " A^T" } else { "" });
         let (blas, ratio) = match p.openblas_gflops {
             Some(b) => (format!("{b:.1}"), format!("{:.2}", p.gflops / b)),
             None => ("-".to_owned(), "-".to_owned()),
         };
-        println!("  {:<11} {:>16} {:>10.1} {:>10} {:>7}", p.name, shape, p.gflops, blas, ratio);
+        println!(
+            "  {:<11} {:>16} {:>10.1} {:>10} {:>7}",
+            p.name, shape, p.gflops, blas, ratio
+        );
     }
 }
 
