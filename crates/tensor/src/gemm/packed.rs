@@ -24,6 +24,11 @@
 //! thread runs it, so results are bit-identical for any number of threads.
 //! Nothing is allocated: the packing buffers live on the stack (160 KiB).
 
+// The module is compiled only with `has_avx512`, which the build script sets
+// for compilers of 1.89 and later, where these intrinsics are stable; the
+// crate's rust-version (1.85) builds without it.
+#![allow(clippy::incompatible_msrv)]
+
 use crate::ThreadPool;
 use crate::pool::SharedMut;
 use ndarray::{ArrayView2, ArrayViewMut2};
