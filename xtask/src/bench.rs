@@ -199,8 +199,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         t => t,
     };
     eprintln!("== dense products of a step, gemm_with on {threads} threads");
-    let mut products = time_products(&setup.sizes, setup.batch, threads);
+    let mut products = step_products(&setup.sizes, setup.batch);
+    // OpenBLAS first: timing our own products pins this thread to one CPU,
+    // and a child started after that would inherit the pinning.
     openblas_yardstick(&root, args.venv.as_deref(), threads, &mut products);
+    time_products(&mut products, threads);
     eprintln!("== sgemm yardstick (matrixmultiply, one thread)");
     let sgemm_gflops_1024 = sgemm_gflops(1024, 1024, 1024);
     let (sgemm_gflops_training, sgemm_epoch_floor_s) = training_shapes_sgemm(60_000);
@@ -368,11 +371,8 @@ fn training_shapes_sgemm(n_train: usize) -> (f64, f64) {
 /// The dense products of a training step of `sizes` at batch `batch`:
 /// forward `(B, n_in) x (n_in, n_out)` and BP4 `A^T (n_in, B) x delta (B,
 /// n_out)` for every layer, BP2 `delta (B, n_out) x W^T (n_out, n_in)` for
-/// every layer but the first; each timed with `gemm_with` (best of several
-/// rounds).
-fn time_products(sizes: &[usize], batch: usize, threads: usize) -> Vec<Product> {
-    let pool = backprop_tensor::ThreadPool::new(threads);
-    pool.pin_caller();
+/// every layer but the first (not timed yet).
+fn step_products(sizes: &[usize], batch: usize) -> Vec<Product> {
     let mut products = Vec::new();
     for (l, pair) in sizes.windows(2).enumerate() {
         let (n_in, n_out) = (pair[0], pair[1]);
@@ -382,20 +382,30 @@ fn time_products(sizes: &[usize], batch: usize, threads: usize) -> Vec<Product> 
         }
         shapes.push(("BP4", n_in, batch, n_out, true));
         for (what, m, k, n, transposed_a) in shapes {
-            let seconds = gemm_with_seconds(&pool, m, k, n, transposed_a);
-            let gflops = 2.0 * (m * k * n) as f64 / seconds / 1e9;
             products.push(Product {
                 name: format!("{what} {}", l + 1),
                 m,
                 k,
                 n,
                 transposed_a,
-                gflops,
+                gflops: 0.0,
                 openblas_gflops: None,
             });
         }
     }
     products
+}
+
+/// Times each product with `gemm_with` on `threads` threads (best of several
+/// rounds), as the CLI runs them: the caller pinned to the CPU the workers
+/// leave free.
+fn time_products(products: &mut [Product], threads: usize) {
+    let pool = backprop_tensor::ThreadPool::new(threads);
+    pool.pin_caller();
+    for p in products {
+        let seconds = gemm_with_seconds(&pool, p.m, p.k, p.n, p.transposed_a);
+        p.gflops = 2.0 * (p.m * p.k * p.n) as f64 / seconds / 1e9;
+    }
 }
 
 fn gemm_with_seconds(pool: &backprop_tensor::ThreadPool, m: usize, k: usize, n: usize, transposed_a: bool) -> f64 {
