@@ -1,5 +1,10 @@
-//! `cargo xtask bench`: times the seed recipe on real data with the release
-//! binary, and measures this machine's sgemm as the yardstick.
+//! `cargo xtask bench`: times the seed recipe (or `--layers`/`--batch-size`,
+//! or a recipe with `--recipe NAME`) on real data with the release binary,
+//! measures this machine's sgemm as the yardstick, and times each dense
+//! product of a training step (forward, BP2 and BP4 of every layer) with
+//! the library's own `gemm_with`, next to OpenBLAS's sgemm at the same shapes
+//! and thread count through NumPy (`xtask/scripts/gemm_yardstick.py`) when a
+//! venv with numpy and threadpoolctl is found.
 //!
 //! Epoch times come from the CLI's own `--json` lines (training only, the
 //! per-epoch test evaluation excluded); peak memory is the child process's
@@ -11,7 +16,7 @@ use backprop_data::KnownDataset;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -37,13 +42,88 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object with every figure as the last line.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Layer sizes, input first (default: the seed recipe's 784,128,10, or
+    /// the recipe's).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) layers: Option<Vec<usize>>,
+    /// Batch size (default: the seed recipe's 64, or the recipe's).
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
+    /// Train with `recipes/NAME.toml` (`--config`); its layers and batch size
+    /// unless `--layers`/`--batch-size` are given, and its data set unless
+    /// `--dataset` is.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) recipe: Option<String>,
+    /// A Python venv with numpy and threadpoolctl for the OpenBLAS yardstick
+    /// (default: $BACKPROP_VENV, then .venv in the workspace); skipped with a
+    /// note when there is none.
+    #[arg(long)]
+    pub(crate) venv: Option<PathBuf>,
+}
+
+/// The keys of a recipe that `bench` reads itself.
+#[derive(Debug, Default, Deserialize)]
+struct RecipeShape {
+    layers: Option<Vec<usize>>,
+    #[serde(alias = "batch-size")]
+    batch_size: Option<usize>,
+    verify: Option<RecipeVerify>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RecipeVerify {
+    dataset: Option<String>,
+}
+
+/// What to train: the sizes, the batch, and the recipe file if any.
+#[derive(Debug)]
+struct Setup {
+    sizes: Vec<usize>,
+    batch: usize,
+    recipe: Option<PathBuf>,
+    dataset: Option<DatasetArg>,
+}
+
+fn setup(args: &BenchArgs, root: &Path) -> Result<Setup> {
+    let (mut shape, recipe) = match &args.recipe {
+        None => (RecipeShape::default(), None),
+        Some(name) => {
+            let path = root.join("recipes").join(format!("{name}.toml"));
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let shape: RecipeShape = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            (shape, Some(path))
+        }
+    };
+    let dataset = match shape.verify.take().and_then(|v| v.dataset) {
+        None => None,
+        Some(name) => Some(
+            <DatasetArg as clap::ValueEnum>::from_str(&name, true)
+                .map_err(|e| anyhow::anyhow!("recipe data set {name:?}: {e}"))?,
+        ),
+    };
+    let sizes = args.layers.clone().or(shape.layers).unwrap_or_else(|| SIZES.to_vec());
+    let batch = args.batch_size.or(shape.batch_size).unwrap_or(BATCH);
+    ensure!(
+        sizes.len() >= 2 && sizes.iter().all(|&s| s > 0),
+        "--layers needs two or more sizes above 0"
+    );
+    ensure!(batch > 0, "--batch-size must be at least 1");
+    Ok(Setup {
+        sizes,
+        batch,
+        recipe,
+        dataset,
+    })
 }
 
 /// One epoch line of `backprop train --json`.
 #[derive(Debug, Deserialize)]
 struct EpochLine {
     seconds: f64,
+    #[serde(default)]
     eval_seconds: f64,
+    /// Absent on the epochs of a recipe that holds out validation images.
+    #[serde(default)]
     test_accuracy: f64,
 }
 
@@ -51,6 +131,9 @@ struct EpochLine {
 #[derive(Debug, Serialize)]
 struct Report {
     dataset: String,
+    layers: Vec<usize>,
+    batch_size: usize,
+    recipe: Option<String>,
     threads: usize,
     epochs: usize,
     median_epoch_s: f64,
@@ -68,19 +151,59 @@ struct Report {
     sgemm_gflops_training: f64,
     /// Seconds per epoch those five products alone take with matrixmultiply.
     sgemm_epoch_floor_s: f64,
+    /// Every dense product of a training step, with `gemm_with` and OpenBLAS.
+    products: Vec<Product>,
+}
+
+/// One dense product of a training step, timed in-process with the library's
+/// `gemm_with` and, when a venv is found, with OpenBLAS through NumPy.
+#[derive(Debug, Serialize)]
+struct Product {
+    /// "forward 1", "BP2 2", "BP4 1": the product and its layer (from 1).
+    name: String,
+    m: usize,
+    k: usize,
+    n: usize,
+    /// A is a transposed (stride) view, as in BP4.
+    transposed_a: bool,
+    gflops: f64,
+    openblas_gflops: Option<f64>,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     ensure!(args.epochs > 0, "--epochs must be at least 1");
-    let dataset = KnownDataset::from(args.dataset);
     let root = project_root();
+    let setup = setup(args, &root)?;
+    // A data set given on the command line wins over the recipe's.
+    let from_command_line = std::env::args().any(|a| a == "--dataset" || a.starts_with("--dataset="));
+    let dataset = KnownDataset::from(match setup.dataset {
+        Some(d) if !from_command_line => d,
+        _ => args.dataset,
+    });
     let data = download::ensure(dataset, args.from.as_deref())?;
     let backprop = verify::build_cli(&root)?;
     eprintln!(
-        "== train: {SIZES:?}, batch {BATCH}, {} epochs, threads {}",
-        args.epochs, args.threads
+        "== train: {:?}, batch {}{}, {} epochs, threads {}",
+        setup.sizes,
+        setup.batch,
+        setup
+            .recipe
+            .as_ref()
+            .map_or(String::new(), |r| format!(", {}", r.display())),
+        args.epochs,
+        args.threads
     );
-    let (epochs, peak_rss_mb) = train(&backprop, &root, &data, args)?;
+    let (epochs, peak_rss_mb) = train(&backprop, &root, &data, args, &setup)?;
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    };
+    eprintln!("== dense products of a step, gemm_with on {threads} threads");
+    let mut products = step_products(&setup.sizes, setup.batch);
+    // OpenBLAS first: timing our own products pins this thread to one CPU,
+    // and a child started after that would inherit the pinning.
+    openblas_yardstick(&root, args.venv.as_deref(), threads, &mut products);
+    time_products(&mut products, threads);
     eprintln!("== sgemm yardstick (matrixmultiply, one thread)");
     let sgemm_gflops_1024 = sgemm_gflops(1024, 1024, 1024);
     let (sgemm_gflops_training, sgemm_epoch_floor_s) = training_shapes_sgemm(60_000);
@@ -93,19 +216,23 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     let n_train = 60_000.0;
     let report = Report {
         dataset: dataset.to_string(),
+        layers: setup.sizes.clone(),
+        batch_size: setup.batch,
+        recipe: args.recipe.clone(),
         threads: args.threads,
         epochs: epochs.len(),
         median_epoch_s,
         min_epoch_s: seconds[0],
         max_epoch_s: seconds[seconds.len() - 1],
         examples_per_s: n_train / median_epoch_s,
-        effective_gflops: flop_per_example(&SIZES) as f64 * n_train / median_epoch_s / 1e9,
+        effective_gflops: flop_per_example(&setup.sizes) as f64 * n_train / median_epoch_s / 1e9,
         eval_s: median(&eval),
         peak_rss_mb,
         final_test_accuracy: epochs.last().map_or(0.0, |e| e.test_accuracy),
         sgemm_gflops_1024,
         sgemm_gflops_training,
         sgemm_epoch_floor_s,
+        products,
     };
     print_table(&report);
     if args.json {
@@ -131,24 +258,17 @@ fn flop_per_example(sizes: &[usize]) -> u64 {
 }
 
 /// Runs the CLI, returning its epoch lines and peak resident memory in MB.
-fn train(backprop: &Path, root: &Path, data: &Path, args: &BenchArgs) -> Result<(Vec<EpochLine>, f64)> {
-    let sizes = SIZES.map(|s| s.to_string()).join(",");
-    let mut child = Command::new(backprop)
-        .current_dir(root)
-        .arg("train")
-        .arg("--data")
-        .arg(data)
-        .args([
-            "--layers",
-            &sizes,
-            "--batch-size",
-            &BATCH.to_string(),
-            "--lr",
-            "0.5",
-            "--seed",
-            "42",
-            "--json",
-        ])
+fn train(backprop: &Path, root: &Path, data: &Path, args: &BenchArgs, setup: &Setup) -> Result<(Vec<EpochLine>, f64)> {
+    let sizes = setup.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
+    let mut command = Command::new(backprop);
+    command.current_dir(root).arg("train").arg("--data").arg(data);
+    match &setup.recipe {
+        // The recipe's own optimiser, schedule and the rest; flags override.
+        Some(recipe) => command.arg("--config").arg(recipe),
+        None => command.args(["--lr", "0.5", "--seed", "42"]),
+    };
+    let mut child = command
+        .args(["--layers", &sizes, "--batch-size", &setup.batch.to_string(), "--json"])
         .args([
             "--epochs",
             &args.epochs.to_string(),
@@ -248,6 +368,130 @@ fn training_shapes_sgemm(n_train: usize) -> (f64, f64) {
     (flop as f64 / seconds / 1e9, seconds * steps)
 }
 
+/// The dense products of a training step of `sizes` at batch `batch`:
+/// forward `(B, n_in) x (n_in, n_out)` and BP4 `A^T (n_in, B) x delta (B,
+/// n_out)` for every layer, BP2 `delta (B, n_out) x W^T (n_out, n_in)` for
+/// every layer but the first (not timed yet).
+fn step_products(sizes: &[usize], batch: usize) -> Vec<Product> {
+    let mut products = Vec::new();
+    for (l, pair) in sizes.windows(2).enumerate() {
+        let (n_in, n_out) = (pair[0], pair[1]);
+        let mut shapes = vec![("forward", batch, n_in, n_out, false)];
+        if l > 0 {
+            shapes.push(("BP2", batch, n_out, n_in, false));
+        }
+        shapes.push(("BP4", n_in, batch, n_out, true));
+        for (what, m, k, n, transposed_a) in shapes {
+            products.push(Product {
+                name: format!("{what} {}", l + 1),
+                m,
+                k,
+                n,
+                transposed_a,
+                gflops: 0.0,
+                openblas_gflops: None,
+            });
+        }
+    }
+    products
+}
+
+/// Times each product with `gemm_with` on `threads` threads (best of several
+/// rounds), as the CLI runs them: the caller pinned to the CPU the workers
+/// leave free.
+fn time_products(products: &mut [Product], threads: usize) {
+    let pool = backprop_tensor::ThreadPool::new(threads);
+    pool.pin_caller();
+    for p in products {
+        let seconds = gemm_with_seconds(&pool, p.m, p.k, p.n, p.transposed_a);
+        p.gflops = 2.0 * (p.m * p.k * p.n) as f64 / seconds / 1e9;
+    }
+}
+
+fn gemm_with_seconds(pool: &backprop_tensor::ThreadPool, m: usize, k: usize, n: usize, transposed_a: bool) -> f64 {
+    use ndarray::{Array2, ShapeBuilder};
+    let a = Array2::from_shape_fn((m, k).set_f(transposed_a), |(i, p)| {
+        ((i * 7 + p * 3) % 17) as f32 / 17.0 - 0.5
+    });
+    let b = Array2::from_shape_fn((k, n), |(p, j)| ((p * 5 + j) % 13) as f32 / 13.0 - 0.5);
+    let mut c = Array2::<f32>::zeros((m, n));
+    let reps = (2e8 / (2.0 * (m * k * n) as f64)).clamp(3.0, 10_000.0) as usize;
+    let mut best = f64::INFINITY;
+    for _ in 0..7 {
+        let start = Instant::now();
+        for _ in 0..reps {
+            backprop_tensor::gemm_with(pool, 1.0, a.view(), b.view(), 0.0, &mut c.view_mut());
+        }
+        best = best.min(start.elapsed().as_secs_f64() / reps as f64);
+    }
+    std::hint::black_box(&c);
+    best
+}
+
+/// The venv's Python: `--venv`, else `$BACKPROP_VENV`, else `.venv` in the
+/// workspace; `None` when none has one.
+fn venv_python(root: &Path, venv: Option<&Path>) -> Option<PathBuf> {
+    let venv = match venv {
+        Some(v) => v.to_path_buf(),
+        None => std::env::var_os("BACKPROP_VENV").map_or_else(|| root.join(".venv"), PathBuf::from),
+    };
+    let python = venv.join("bin").join("python");
+    python.exists().then_some(python)
+}
+
+/// Fills in `openblas_gflops` from NumPy float32 matmul on `threads` threads
+/// (through threadpoolctl), or says why not.
+fn openblas_yardstick(root: &Path, venv: Option<&Path>, threads: usize, products: &mut [Product]) {
+    let Some(python) = venv_python(root, venv) else {
+        eprintln!(
+            "   note: no venv (--venv, $BACKPROP_VENV or .venv) with numpy and threadpoolctl: \
+             OpenBLAS yardstick skipped (python3 -m venv .venv && .venv/bin/pip install numpy threadpoolctl)"
+        );
+        return;
+    };
+    let shapes: Vec<String> = products
+        .iter()
+        .map(|p| format!("{}x{}x{}{}", p.m, p.k, p.n, if p.transposed_a { "t" } else { "" }))
+        .collect();
+    eprintln!(
+        "== OpenBLAS yardstick: NumPy float32 matmul on {threads} threads ({})",
+        python.display()
+    );
+    let output = Command::new(&python)
+        .arg(root.join("xtask/scripts/gemm_yardstick.py"))
+        .args(["--threads", &threads.to_string()])
+        .args(&shapes)
+        // Let OpenBLAS pick its own kernel for this CPU.
+        .env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE")
+        .stderr(Stdio::inherit())
+        .output();
+    let stdout = match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(out) => {
+            eprintln!("   note: the OpenBLAS yardstick failed ({}): skipped", out.status);
+            return;
+        }
+        Err(e) => {
+            eprintln!(
+                "   note: could not run {}: {e}: OpenBLAS yardstick skipped",
+                python.display()
+            );
+            return;
+        }
+    };
+    for line in stdout.lines() {
+        let mut fields = line.split_whitespace();
+        if let (Some(shape), Some(gflops)) = (fields.next(), fields.next().and_then(|g| g.parse::<f64>().ok())) {
+            for (p, s) in products.iter_mut().zip(&shapes) {
+                if s == shape {
+                    p.openblas_gflops = Some(gflops);
+                }
+            }
+        }
+    }
+}
+
 fn print_table(r: &Report) {
     println!("dataset            {}", r.dataset);
     println!(
@@ -280,6 +524,22 @@ fn print_table(r: &Report) {
         "sgemm step shapes  {:.1} GFLOP/s, {:.3} s per epoch of dense products alone",
         r.sgemm_gflops_training, r.sgemm_epoch_floor_s
     );
+    println!("dense products of a step (gemm_with; OpenBLAS through NumPy, same threads)");
+    println!(
+        "  {:<11} {:>16} {:>10} {:>10} {:>7}",
+        "product", "m x k x n", "GFLOP/s", "OpenBLAS", "ratio"
+    );
+    for p in &r.products {
+        let shape = format!("{}x{}x{}{}", p.m, p.k, p.n, if p.transposed_a { " A^T" } else { "" });
+        let (blas, ratio) = match p.openblas_gflops {
+            Some(b) => (format!("{b:.1}"), format!("{:.2}", p.gflops / b)),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        println!(
+            "  {:<11} {:>16} {:>10.1} {:>10} {:>7}",
+            p.name, shape, p.gflops, blas, ratio
+        );
+    }
 }
 
 #[cfg(test)]

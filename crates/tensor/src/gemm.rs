@@ -86,13 +86,23 @@ fn gemm_impl(
         return;
     }
     let rows_contiguous = |strides: &[isize]| n == 1 || strides[1] == 1;
-    // The blocked kernel keeps a 16-column strip of B hot but does not tile
-    // for the caches beyond that: past about 2^25 multiply-adds (far above
-    // any product of a training step), matrixmultiply's packing wins.
-    let small = m * n * k < 1 << 25;
-    if small && rows_contiguous(b.strides()) && rows_contiguous(c.strides()) {
-        blocked(pool, alpha, a, b, beta, c);
-        return;
+    if rows_contiguous(b.strides()) && rows_contiguous(c.strides()) {
+        #[cfg(all(target_arch = "x86_64", has_avx512))]
+        if m * n * k >= PACKED_MIN && n >= PACKED_MIN_COLS && packed::available() {
+            // SAFETY: the CPU has AVX-512F, the shapes chain and are not
+            // empty (checked above), and the rows of B and C are contiguous.
+            unsafe { packed::gemm(pool, alpha, a, b, beta, c) };
+            return;
+        }
+        // The blocked kernel keeps a 16-column strip of B hot but does not
+        // tile for the caches beyond that: past about 2^25 multiply-adds,
+        // matrixmultiply's packing wins (on a CPU without AVX-512: with it,
+        // the packed kernel above takes these). All three compute the same
+        // sums in the same order (see `blocked`).
+        if m * n * k < 1 << 25 {
+            blocked(pool, alpha, a, b, beta, c);
+            return;
+        }
     }
     let [rsa, csa] = strides(a.strides());
     let [rsb, csb] = strides(b.strides());
@@ -120,6 +130,22 @@ fn gemm_impl(
         );
     }
 }
+
+/// The packed, cache-blocked AVX-512 kernel, for products of at least
+/// [`PACKED_MIN`] multiply-adds.
+#[cfg(all(target_arch = "x86_64", has_avx512))]
+mod packed;
+
+/// Smallest product, in multiply-adds, for the packed kernel: below it the
+/// packing does not pay for itself.
+#[cfg(all(target_arch = "x86_64", has_avx512))]
+const PACKED_MIN: usize = 1 << 18;
+
+/// Fewest columns for the packed kernel, whose tiles are 32 columns wide:
+/// narrower products (an output layer of 10 units) waste most of each tile
+/// and run faster on the blocked kernel's 16-column tiles.
+#[cfg(all(target_arch = "x86_64", has_avx512))]
+const PACKED_MIN_COLS: usize = 32;
 
 /// Rows of a register tile.
 const MR: usize = 4;
@@ -456,6 +482,164 @@ mod tests {
                 blocked_rows_portable,
             );
             close(&c, &naive::gemm(0.5, a.t(), b.view(), -1.0, &c0), k);
+        }
+    }
+
+    /// The arithmetic every kernel reproduces to the bit: per element of C,
+    /// chunks of KC steps aligned on multiples of KC, each one sequential
+    /// chain of fused multiply-adds over increasing p from zero, merged into
+    /// C in order (the first with beta, the later ones with fma(alpha, acc, c)).
+    fn sequential_fma(
+        alpha: f32,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+        beta: f32,
+        c0: &Array2<f32>,
+    ) -> Array2<f32> {
+        let (m, k) = a.dim();
+        let mut c = c0.clone();
+        for i in 0..m {
+            for j in 0..b.ncols() {
+                for p0 in (0..k).step_by(KC) {
+                    let mut acc = 0.0f32;
+                    for p in p0..(p0 + KC).min(k) {
+                        acc = a[[i, p]].mul_add(b[[p, j]], acc);
+                    }
+                    c[[i, j]] = if p0 > 0 {
+                        alpha.mul_add(acc, c[[i, j]])
+                    } else if beta == 0.0 {
+                        alpha * acc
+                    } else {
+                        alpha.mul_add(acc, beta * c[[i, j]])
+                    };
+                }
+            }
+        }
+        c
+    }
+
+    fn assert_bits(got: ndarray::ArrayView2<'_, f32>, want: &Array2<f32>, what: &str) {
+        for ((ij, x), y) in got.indexed_iter().zip(want) {
+            assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {ij:?}: {x} vs {y}");
+        }
+    }
+
+    /// Every dense kernel (the dispatch, the AVX2 blocked kernel, the packed
+    /// AVX-512 kernel, on 1 to 3 threads) gives the sequential-FMA sums bit
+    /// for bit, on shapes that are not multiples of any tile, with
+    /// transposed views of A, beta != 0 and C a view into a wider matrix.
+    #[test]
+    fn kernels_match_the_sequential_fma_reference_bit_for_bit() {
+        if !crate::sparse::has_avx2_fma() {
+            return;
+        }
+        let pools = [ThreadPool::new(2), ThreadPool::new(3)];
+        let shapes = [
+            (1, 1, 1),
+            (7, 300, 33),
+            (9, 257, 47),
+            (13, 513, 70),
+            (130, 600, 97),
+            (129, 256, 1),
+            (3, 1000, 300),
+            (200, 100, 150),
+            (17, 40, 1025),
+        ];
+        for (m, k, n) in shapes {
+            for ta in [false, true] {
+                for beta in [0.0f32, 1.0, -0.5] {
+                    let seed = (m * 31 + k * 7 + n) as u64;
+                    let a = if ta {
+                        matrix(k, m, seed, 1.0)
+                    } else {
+                        matrix(m, k, seed, 1.0)
+                    };
+                    let av = if ta { a.t() } else { a.view() };
+                    let b = matrix(k, n, seed ^ 1, 1.0);
+                    let c0 = matrix(m, n, seed ^ 2, 1.0);
+                    let want = sequential_fma(0.7, av, b.view(), beta, &c0);
+                    let what = format!("m {m} k {k} n {n} ta {ta} beta {beta}");
+                    // C as columns 3..3 + n of a wider matrix.
+                    let mut wide = Array2::from_elem((m, n + 5), f32::NAN);
+                    let mut run = |f: &dyn Fn(&mut ArrayViewMut2<'_, f32>), kernel: &str| {
+                        let mut c = wide.slice_mut(ndarray::s![.., 3..3 + n]);
+                        c.assign(&c0);
+                        f(&mut c);
+                        assert_bits(c.view(), &want, &format!("{kernel}, {what}"));
+                    };
+                    run(&|c| gemm(0.7, av, b.view(), beta, c), "gemm");
+                    for pool in &pools {
+                        run(&|c| gemm_with(pool, 0.7, av, b.view(), beta, c), "gemm_with");
+                        run(
+                            &|c| blocked_on(Some(pool), 0.7, av, b.view(), beta, c, blocked_rows),
+                            "blocked",
+                        );
+                        #[cfg(all(target_arch = "x86_64", has_avx512))]
+                        if packed::available() {
+                            // SAFETY: AVX-512F is there; the shapes chain and
+                            // the rows of B and C are contiguous.
+                            run(
+                                &|c| unsafe { packed::gemm(Some(pool), 0.7, av, b.view(), beta, c) },
+                                "packed",
+                            );
+                        }
+                    }
+                    #[cfg(all(target_arch = "x86_64", has_avx512))]
+                    if packed::available() {
+                        // SAFETY: as above.
+                        run(
+                            &|c| unsafe { packed::gemm(None, 0.7, av, b.view(), beta, c) },
+                            "packed, 1 thread",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The training products of a wide network (784-1024-1024-10, batch 128)
+    /// give the same bits as matrixmultiply, which computed them before the
+    /// packed kernel (its FMA kernels sum in chunks of 256 too): training
+    /// results do not change.
+    #[test]
+    fn wide_training_products_match_matrixmultiply_bit_for_bit() {
+        if !crate::sparse::has_avx2_fma() {
+            return;
+        }
+        let pool = ThreadPool::new(2);
+        for (m, k, n, ta) in [
+            (128, 784, 1024, false),
+            (128, 1024, 1024, false),
+            (1024, 128, 1024, true),
+            (128, 1024, 10, false),
+        ] {
+            let a = if ta { matrix(k, m, 1, 1.0) } else { matrix(m, k, 1, 1.0) };
+            let av = if ta { a.t() } else { a.view() };
+            let b = matrix(k, n, 2, 1.0);
+            let mut want = Array2::zeros((m, n));
+            let [rsa, csa] = strides(av.strides());
+            // SAFETY: live views of shapes (m, k), (k, n) and (m, n).
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    av.as_ptr(),
+                    rsa,
+                    csa,
+                    b.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    want.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+            let mut got = Array2::from_elem((m, n), f32::NAN);
+            gemm_with(&pool, 1.0, av, b.view(), 0.0, &mut got.view_mut());
+            assert_bits(got.view(), &want, &format!("{m}x{k}x{n}"));
         }
     }
 

@@ -62,6 +62,8 @@ struct Shared {
     /// Per worker: parked (or about to park), so `run` must unpark it.
     sleeping: Vec<AtomicBool>,
     shutdown: AtomicBool,
+    /// Workers that have finished starting up (pinning allocates).
+    started: AtomicUsize,
 }
 
 impl Shared {
@@ -154,6 +156,7 @@ impl ThreadPool {
             panicked: AtomicBool::new(false),
             sleeping: (0..n_workers).map(|_| AtomicBool::new(false)).collect(),
             shutdown: AtomicBool::new(false),
+            started: AtomicUsize::new(0),
         });
         let workers = (0..n_workers)
             .map(|w| {
@@ -164,6 +167,12 @@ impl ThreadPool {
                     .expect("failed to start a worker thread")
             })
             .collect();
+        // Wait for the workers to start: their start-up (pinning) allocates,
+        // and must not fall inside the caller's first steps, which on a busy
+        // machine it could, long after `new` returned.
+        while shared.started.load(Ordering::Acquire) < n_workers {
+            thread::yield_now();
+        }
         Self {
             n_threads,
             shared,
@@ -243,6 +252,7 @@ impl ThreadPool {
 
 fn worker(shared: &Shared, w: usize) {
     pin_to_cpu_index(w + 1);
+    shared.started.fetch_add(1, Ordering::Release);
     let mut seen = 0u64;
     loop {
         let mut spins = 0u32;
