@@ -360,6 +360,30 @@ fn the_toolkit_allocates_nothing_per_step() {
         let (_, steady) = epoch_allocations_of(config, &data.train, threads);
         assert_eq!(steady, 0, "batch norm, {threads} threads");
     }
+    // A network wide enough for the packed kernel, on dense images, with
+    // Adam, dropout and batch normalisation.
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic {
+        side: 16,
+        ink: 1.0,
+        n_train: 200,
+        ..Synthetic::default()
+    }
+    .write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    for threads in [1, 2] {
+        let config = TrainConfig {
+            sizes: vec![256, 512, 512, 10],
+            epochs: 3,
+            learning_rate: 0.001,
+            optimizer: OptimizerConfig::ADAM,
+            dropout: vec![0.3],
+            batch_norm: true,
+            ..TrainConfig::default()
+        };
+        let (_, steady) = epoch_allocations_of(config, &data.train, threads);
+        assert_eq!(steady, 0, "wide, Adam, dropout, batch norm, {threads} threads");
+    }
 }
 
 /// Every check in turn, from a `main` of its own (`harness = false` in

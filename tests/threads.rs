@@ -254,3 +254,32 @@ fn batch_norm_with_the_toolkit_and_augmentation_does_not_depend_on_threads() {
         assert!(one.len() != run(plain, &augmented, 1).len());
     }
 }
+
+/// A network wide enough for the packed AVX-512 kernel (every product of
+/// 2^18 multiply-adds and more), with Adam, dropout and batch
+/// normalisation, on dense images: 1, 2 and 3 threads give the same bits.
+#[test]
+fn a_wide_network_with_adam_dropout_and_batch_norm_does_not_depend_on_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic {
+        side: 16,
+        ink: 1.0,
+        n_train: 300,
+        ..Synthetic::default()
+    }
+    .write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    let config = TrainConfig {
+        sizes: vec![256, 512, 512, 10],
+        epochs: 1,
+        batch_size: 64,
+        learning_rate: 0.001,
+        optimizer: OptimizerConfig::ADAM,
+        dropout: vec![0.3],
+        batch_norm: true,
+        ..TrainConfig::default()
+    };
+    let one = run(config.clone(), &data.train, 1);
+    assert!(one == run(config.clone(), &data.train, 2));
+    assert!(one == run(config, &data.train, 3));
+}

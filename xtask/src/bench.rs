@@ -59,6 +59,11 @@ pub(crate) struct BenchArgs {
     /// note when there is none.
     #[arg(long)]
     pub(crate) venv: Option<PathBuf>,
+    /// Report the wall time until the validation accuracy (the test
+    /// accuracy when nothing is held out) first reaches this fraction, e.g.
+    /// 0.99: training and the per-epoch evaluations, from the first epoch.
+    #[arg(long, value_name = "FRACTION")]
+    pub(crate) time_to_accuracy: Option<f64>,
 }
 
 /// The keys of a recipe that `bench` reads itself.
@@ -125,6 +130,48 @@ struct EpochLine {
     /// Absent on the epochs of a recipe that holds out validation images.
     #[serde(default)]
     test_accuracy: f64,
+    /// Present when validation images are held out.
+    #[serde(default)]
+    validation_accuracy: Option<f64>,
+}
+
+/// How long a run took to first reach an accuracy.
+#[derive(Debug, Serialize, PartialEq)]
+struct TimeToAccuracy {
+    /// The accuracy asked for, a fraction.
+    target: f64,
+    /// Which split it was measured on: "validation" or "test".
+    split: &'static str,
+    /// The first epoch at or above it (counted from 1), if any.
+    epoch: Option<usize>,
+    /// Seconds of training and evaluation until the end of that epoch.
+    seconds: Option<f64>,
+}
+
+/// The first epoch whose validation (else test) accuracy reaches `target`,
+/// and the training plus evaluation seconds spent until its end.
+fn time_to_accuracy(epochs: &[EpochLine], target: f64) -> TimeToAccuracy {
+    let held_out = epochs.iter().any(|e| e.validation_accuracy.is_some());
+    let mut elapsed = 0.0;
+    let mut reached = None;
+    for (i, e) in epochs.iter().enumerate() {
+        elapsed += e.seconds + e.eval_seconds;
+        let accuracy = if held_out {
+            e.validation_accuracy.unwrap_or(0.0)
+        } else {
+            e.test_accuracy
+        };
+        if accuracy >= target {
+            reached = Some((i + 1, elapsed));
+            break;
+        }
+    }
+    TimeToAccuracy {
+        target,
+        split: if held_out { "validation" } else { "test" },
+        epoch: reached.map(|r| r.0),
+        seconds: reached.map(|r| r.1),
+    }
 }
 
 /// Everything `bench` measures.
@@ -153,6 +200,8 @@ struct Report {
     sgemm_epoch_floor_s: f64,
     /// Every dense product of a training step, with `gemm_with` and OpenBLAS.
     products: Vec<Product>,
+    /// With `--time-to-accuracy`.
+    time_to_accuracy: Option<TimeToAccuracy>,
 }
 
 /// One dense product of a training step, timed in-process with the library's
@@ -172,6 +221,12 @@ struct Product {
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     ensure!(args.epochs > 0, "--epochs must be at least 1");
+    if let Some(t) = args.time_to_accuracy {
+        ensure!(
+            t > 0.0 && t <= 1.0,
+            "--time-to-accuracy is a fraction in (0, 1], got {t}"
+        );
+    }
     let root = project_root();
     let setup = setup(args, &root)?;
     // A data set given on the command line wins over the recipe's.
@@ -233,6 +288,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         sgemm_gflops_training,
         sgemm_epoch_floor_s,
         products,
+        time_to_accuracy: args.time_to_accuracy.map(|t| time_to_accuracy(&epochs, t)),
     };
     print_table(&report);
     if args.json {
@@ -516,6 +572,21 @@ fn print_table(r: &Report) {
         "test accuracy      {:.2}% after the last epoch",
         100.0 * r.final_test_accuracy
     );
+    if let Some(t) = &r.time_to_accuracy {
+        match (t.epoch, t.seconds) {
+            (Some(epoch), Some(seconds)) => println!(
+                "time to accuracy   {seconds:.1} s to {:.2}% {} accuracy (epoch {epoch})",
+                100.0 * t.target,
+                t.split
+            ),
+            _ => println!(
+                "time to accuracy   {:.2}% {} accuracy not reached in {} epochs",
+                100.0 * t.target,
+                t.split,
+                r.epochs
+            ),
+        }
+    }
     println!(
         "sgemm 1024^3       {:.1} GFLOP/s (matrixmultiply, one thread)",
         r.sgemm_gflops_1024
@@ -550,6 +621,28 @@ mod tests {
     fn flop_count_matches_the_seed_recipe() {
         // 2 * (784 * 128 + 128 * 10) forward, the same for BP4, 2 * 128 * 10 for BP2.
         assert_eq!(flop_per_example(&SIZES), 409_088);
+    }
+
+    #[test]
+    fn time_to_accuracy_counts_training_and_evaluation_until_the_first_epoch_at_the_target() {
+        let line = |seconds, validation_accuracy| EpochLine {
+            seconds,
+            eval_seconds: 0.5,
+            test_accuracy: 0.0,
+            validation_accuracy,
+        };
+        let epochs = [line(2.0, Some(0.9)), line(3.0, Some(0.95)), line(4.0, Some(0.99))];
+        let t = time_to_accuracy(&epochs, 0.95);
+        assert_eq!((t.split, t.epoch, t.seconds), ("validation", Some(2), Some(6.0)));
+        assert_eq!(time_to_accuracy(&epochs, 0.995).epoch, None);
+        let test_only = [EpochLine {
+            seconds: 1.0,
+            eval_seconds: 0.0,
+            test_accuracy: 0.97,
+            validation_accuracy: None,
+        }];
+        let t = time_to_accuracy(&test_only, 0.9);
+        assert_eq!((t.split, t.epoch, t.seconds), ("test", Some(1), Some(1.0)));
     }
 
     #[test]
