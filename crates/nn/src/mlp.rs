@@ -243,13 +243,15 @@ impl Mlp {
     /// Moves every batch normalisation's running averages towards the
     /// statistics of the last training-mode forward pass in `ws` (see
     /// [`Workspace::set_training`]); a training loop calls it after each
-    /// step. Does nothing for a network without batch normalisation or
-    /// after an evaluation-mode pass.
+    /// step. Does nothing for a network without batch normalisation, after
+    /// an evaluation-mode pass, or after a batch of one row (whose variance
+    /// says nothing about the data's; PyTorch refuses such a batch, here an
+    /// epoch's last batch may be one).
     pub fn update_batch_norm(&mut self, ws: &Workspace) {
         for (norm, cache) in self.norms.iter_mut().zip(&ws.norms) {
             if let (Some(norm), Some(cache)) = (norm, cache)
                 && cache.training
-                && cache.rows > 0
+                && cache.rows > 1
             {
                 norm.update_running(cache);
             }

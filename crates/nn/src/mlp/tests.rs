@@ -264,3 +264,25 @@ fn dropout_backward_matches_finite_differences() {
         assert!(worst < TOLERANCE, "{f}: largest relative error {worst:e}");
     }
 }
+
+/// Running averages move after a training-mode batch of several rows, not
+/// after an evaluation-mode pass nor after a batch of one row.
+#[test]
+fn running_averages_move_only_after_training_batches_of_two_rows_or_more() {
+    let mut model = Mlp::new(&[3, 4, 2], &mut Rng::seed_from_u64(1)).unwrap();
+    model.add_batch_norm(0.5, 1e-5);
+    let x = Array2::from_shape_fn((3, 3), |(i, j)| (i * 3 + j) as f32);
+    let mut ws = Workspace::new(&model.sizes(), 3);
+    let start = model.norms()[0].clone().unwrap();
+    model.forward(x.view(), &mut ws);
+    model.update_batch_norm(&ws);
+    assert_eq!(model.norms()[0].as_ref(), Some(&start), "evaluation mode");
+    ws.set_training(true);
+    model.forward(x.slice(ndarray::s![..1, ..]), &mut ws);
+    model.update_batch_norm(&ws);
+    assert_eq!(model.norms()[0].as_ref(), Some(&start), "one row");
+    model.forward(x.view(), &mut ws);
+    model.update_batch_norm(&ws);
+    let moved = model.norms()[0].as_ref().unwrap();
+    assert!(moved.running_mean != start.running_mean && moved.running_var != start.running_var);
+}
