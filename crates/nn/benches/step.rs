@@ -1,11 +1,12 @@
 //! Criterion bench of one full training step of the seed recipe (784-128-10,
 //! batch 64): gather (and compress) a batch, forward, loss, backward, and an
-//! optimiser step, SGD or Adam.
+//! optimiser step, SGD or Adam; and SGD with dropout 0.5 on the hidden layer
+//! (its masks drawn every step).
 //!
 //! `cargo bench -p backprop-nn`
 
 use backprop_nn::{
-    Batcher, Examples, Gradients, Loss, Mlp, Optimizer, OptimizerConfig, TargetShape, TargetsMut, Workspace,
+    Batcher, Dropout, Examples, Gradients, Loss, Mlp, Optimizer, OptimizerConfig, TargetShape, TargetsMut, Workspace,
 };
 use backprop_tensor::{Rng, SparseRows, ThreadPool};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -74,7 +75,11 @@ fn step(c: &mut Criterion) {
         // As the CLI does: keep this thread off the workers' cores.
         pool.pin_caller();
         let t = pool.n_threads();
-        for (name, optimizer) in [("SGD", OptimizerConfig::default()), ("Adam", OptimizerConfig::ADAM)] {
+        for (name, optimizer, rate) in [
+            ("SGD", OptimizerConfig::default(), 0.0),
+            ("Adam", OptimizerConfig::ADAM, 0.0),
+            ("SGD + dropout 0.5", OptimizerConfig::default(), 0.5),
+        ] {
             for sparse in [true, false] {
                 let mut model = Mlp::new(&sizes, &mut Rng::seed_from_u64(2)).expect("valid sizes");
                 let mut ws = Workspace::with_pool(&sizes, 64, Arc::clone(&pool));
@@ -82,6 +87,7 @@ fn step(c: &mut Criterion) {
                 let mut opt: Box<dyn Optimizer> = optimizer.build(&model, 0.01).expect("valid optimiser");
                 let mut batcher = Batcher::new(data.len(), 784, TargetShape::Classes(10), 64, Rng::seed_from_u64(3));
                 batcher.start_epoch();
+                let mut dropout = Dropout::new(vec![rate], Rng::seed_from_u64(4));
                 let mut i = 0;
                 let input = if sparse { "sparse" } else { "dense" };
                 c.bench_function(
@@ -89,6 +95,9 @@ fn step(c: &mut Criterion) {
                     |bench| {
                         bench.iter(|| {
                             let (x, y) = batcher.batch(&data, i % 64, sparse);
+                            if rate > 0.0 {
+                                dropout.draw(&mut ws, y.len());
+                            }
                             model.loss_backward(x, Loss::CrossEntropy, y, &mut ws, &mut grads);
                             opt.step(ws.pool(), &mut model, &grads);
                             i += 1;

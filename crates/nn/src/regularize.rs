@@ -12,7 +12,6 @@
 
 use crate::{Gradients, Mlp, Workspace};
 use backprop_tensor::Rng;
-use ndarray::s;
 
 /// Inverted dropout on hidden layers, with its own generator.
 #[derive(Clone, Debug)]
@@ -50,13 +49,19 @@ impl Dropout {
             let Some(mask) = mask else { continue };
             let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
             let keep = 1.0 / (1.0 - p);
-            let mut word = 0u64;
-            for (i, m) in mask.slice_mut(s![..batch, ..]).iter_mut().enumerate() {
-                if i % 2 == 0 {
-                    word = self.rng.next_u64();
-                }
-                let draw = if i % 2 == 0 { word & 0xffff_ffff } else { word >> 32 };
-                *m = if draw < threshold { 0.0 } else { keep };
+            // Element 2j takes the low half of the j-th 64-bit draw, element
+            // 2j + 1 its high half.
+            let len = batch * mask.ncols();
+            let mask = &mut mask.as_slice_mut().expect("masks are contiguous")[..len];
+            let value = |draw: u64| if draw < threshold { 0.0 } else { keep };
+            let mut pairs = mask.chunks_exact_mut(2);
+            for pair in &mut pairs {
+                let word = self.rng.next_u64();
+                pair[0] = value(word & 0xffff_ffff);
+                pair[1] = value(word >> 32);
+            }
+            if let [last] = pairs.into_remainder() {
+                *last = value(self.rng.next_u64() & 0xffff_ffff);
             }
         }
         ws.dropout_on = true;
