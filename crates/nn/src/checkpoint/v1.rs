@@ -84,7 +84,7 @@ struct FileV1 {
 }
 
 impl CheckpointV1 {
-    /// The same run in format 2, with the format-1 version field (for the
+    /// The same run in the current format, with the format-1 version field (for the
     /// header check); or the field that format 1 itself refused, and why.
     pub(super) fn into_current(self) -> Result<(u32, Checkpoint), (&'static str, String)> {
         let n_layers = self.parameters.len();
