@@ -433,7 +433,8 @@ impl Mlp {
     }
 
     /// Forward, the cross-entropy loss, then backward: returns the mean loss
-    /// of the batch and overwrites `grads` with its gradients.
+    /// of the batch and overwrites `grads` with its gradients (batch
+    /// normalisation: see [`Mlp::loss_backward`]).
     ///
     /// # Panics
     /// As [`Mlp::forward`], or if `labels.len()` differs from the batch size
@@ -463,6 +464,12 @@ impl Mlp {
 
     /// Forward, `loss` against `targets` (BP1), then backward (BP2-BP4):
     /// returns the mean loss of the batch and overwrites `grads`.
+    ///
+    /// A batch-normalised network normalises with the batch's own
+    /// statistics only in a workspace set to training
+    /// ([`Workspace::set_training`]); a training loop then calls
+    /// [`Mlp::update_batch_norm`] after each step, as [`crate::Trainer`]
+    /// does.
     ///
     /// # Panics
     /// As [`Mlp::forward`], or if the targets do not fit the loss and the
