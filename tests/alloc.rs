@@ -326,63 +326,43 @@ fn a_million_empty_entries_are_refused_within_the_bound() {
 }
 
 /// The toolkit (dropout, schedule, smoothing, clipping, max-norm, batch
-/// normalisation) allocates nothing per step either.
+/// normalisation) allocates nothing per step either: on sparse images, and
+/// on dense ones through a network wide enough for the packed kernel.
 fn the_toolkit_allocates_nothing_per_step() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    Synthetic {
-        n_train: 300,
-        ..Synthetic::default()
-    }
-    .write_dir(dir.path(), false);
-    let data = backprop_data::load_dir(dir.path()).unwrap();
-    for threads in [1, 2] {
-        let config = TrainConfig {
-            sizes: vec![64, 32, 16, 10],
-            epochs: 3,
-            learning_rate: 0.01,
-            optimizer: OptimizerConfig::ADAM,
-            dropout: vec![0.3],
-            schedule: backprop_nn::Schedule::Cosine { floor: 0.0 },
-            warmup_steps: 5,
-            label_smoothing: 0.1,
-            clip_norm: Some(1.0),
-            max_norm: Some(3.0),
-            ..TrainConfig::default()
-        };
-        let (_, steady) = epoch_allocations_of(config.clone(), &data.train, threads);
-        assert_eq!(steady, 0, "{threads} threads");
-        // And with batch normalisation on every hidden layer.
-        let config = TrainConfig {
-            batch_norm: true,
-            ..config
-        };
-        let (_, steady) = epoch_allocations_of(config, &data.train, threads);
-        assert_eq!(steady, 0, "batch norm, {threads} threads");
-    }
-    // A network wide enough for the packed kernel, on dense images, with
-    // Adam, dropout and batch normalisation.
-    let dir = tempfile::tempdir().unwrap();
-    Synthetic {
-        side: 16,
-        ink: 1.0,
-        n_train: 200,
-        ..Synthetic::default()
-    }
-    .write_dir(dir.path(), false);
-    let data = backprop_data::load_dir(dir.path()).unwrap();
-    for threads in [1, 2] {
-        let config = TrainConfig {
-            sizes: vec![256, 512, 512, 10],
-            epochs: 3,
-            learning_rate: 0.001,
-            optimizer: OptimizerConfig::ADAM,
-            dropout: vec![0.3],
-            batch_norm: true,
-            ..TrainConfig::default()
-        };
-        let (_, steady) = epoch_allocations_of(config, &data.train, threads);
-        assert_eq!(steady, 0, "wide, Adam, dropout, batch norm, {threads} threads");
+    let toolkit = TrainConfig {
+        epochs: 3,
+        learning_rate: 0.01,
+        optimizer: OptimizerConfig::ADAM,
+        dropout: vec![0.3],
+        schedule: backprop_nn::Schedule::Cosine { floor: 0.0 },
+        warmup_steps: 5,
+        label_smoothing: 0.1,
+        clip_norm: Some(1.0),
+        max_norm: Some(3.0),
+        ..TrainConfig::default()
+    };
+    for (sizes, side, ink) in [(vec![64, 32, 16, 10], 8, 0.25), (vec![256, 512, 512, 10], 16, 1.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        Synthetic {
+            side,
+            ink,
+            n_train: 200,
+            ..Synthetic::default()
+        }
+        .write_dir(dir.path(), false);
+        let data = backprop_data::load_dir(dir.path()).unwrap();
+        for batch_norm in [false, true] {
+            for threads in [1, 2] {
+                let config = TrainConfig {
+                    sizes: sizes.clone(),
+                    batch_norm,
+                    ..toolkit.clone()
+                };
+                let (_, steady) = epoch_allocations_of(config, &data.train, threads);
+                assert_eq!(steady, 0, "{sizes:?}, batch norm {batch_norm}, {threads} threads");
+            }
+        }
     }
 }
 

@@ -182,21 +182,8 @@ fn blocked_on(
     c: &mut ArrayViewMut2<'_, f32>,
     rows: unsafe fn(&Operands, usize, usize),
 ) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    let operands = Operands {
-        a: a.as_ptr(),
-        rsa: a.strides()[0],
-        csa: a.strides()[1],
-        b: b.as_ptr(),
-        ldb: b.strides()[0],
-        c: SharedMut(c.as_mut_ptr()),
-        ldc: c.strides()[0],
-        k,
-        n,
-        alpha,
-        beta,
-    };
+    let m = a.nrows();
+    let operands = Operands::new(alpha, a, b, beta, c);
     let n_tasks = pool.map_or(1, |p| 4 * p.n_threads()).min(m.div_ceil(MR));
     let task = |t: usize| {
         // Whole tiles of rows per task, split as evenly as possible.
@@ -212,7 +199,8 @@ fn blocked_on(
     }
 }
 
-/// Raw views of the operands of [`blocked`], shareable between tasks.
+/// Raw views of the operands of [`blocked`] and of the packed kernel,
+/// shareable between tasks.
 struct Operands {
     a: *const f32,
     rsa: isize,
@@ -221,13 +209,42 @@ struct Operands {
     ldb: isize,
     c: SharedMut<f32>,
     ldc: isize,
+    m: usize,
     k: usize,
     n: usize,
     alpha: f32,
     beta: f32,
 }
 
-// SAFETY: `a` and `b` are only read, and tasks write disjoint rows of `c`.
+impl Operands {
+    /// `C <- alpha A B + beta C` as raw views (shapes already checked).
+    fn new(
+        alpha: f32,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+        beta: f32,
+        c: &mut ArrayViewMut2<'_, f32>,
+    ) -> Self {
+        let (m, k) = a.dim();
+        Self {
+            a: a.as_ptr(),
+            rsa: a.strides()[0],
+            csa: a.strides()[1],
+            b: b.as_ptr(),
+            ldb: b.strides()[0],
+            c: SharedMut(c.as_mut_ptr()),
+            ldc: c.strides()[0],
+            m,
+            k,
+            n: b.ncols(),
+            alpha,
+            beta,
+        }
+    }
+}
+
+// SAFETY: `a` and `b` are only read, and tasks write disjoint parts of `c`
+// (rows in `blocked`, blocks in the packed kernel).
 unsafe impl Sync for Operands {}
 
 /// Rows `lo..hi` of `C`, dispatched to AVX2+FMA when the CPU has it.

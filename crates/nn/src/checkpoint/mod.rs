@@ -763,6 +763,58 @@ mod tests {
         bytes
     }
 
+    /// A batch-normalised run's checkpoint round-trips; forged batch
+    /// normalisations are refused naming the entry.
+    #[test]
+    fn forged_batch_norms_are_refused_naming_the_entry() {
+        let bn = || {
+            let config = TrainConfig {
+                sizes: vec![6, 5, 4, 3],
+                batch_size: 4,
+                batch_norm: true,
+                ..TrainConfig::default()
+            };
+            Checkpoint::from_trainer(&Trainer::new(config, 10).unwrap(), Vec::new(), DataRecord::Unknown)
+        };
+        let c = bn();
+        assert_eq!(
+            Checkpoint::from_bytes(&c.to_bytes().unwrap(), Path::new("m")).unwrap(),
+            c
+        );
+        assert_eq!(c.batch_norm.iter().filter(|n| n.is_some()).count(), 2);
+        type Edit = fn(&mut Checkpoint);
+        fn n(c: &mut Checkpoint, l: usize) -> &mut BatchNormRecord {
+            c.batch_norm[l].as_mut().unwrap()
+        }
+        let cases: Vec<(&str, &str, Edit)> = vec![
+            ("batch_norm", "one per layer", |c| {
+                c.batch_norm.pop();
+            }),
+            ("batch_norm[2]", "output layer", |c| {
+                c.batch_norm[2] = c.batch_norm[1].clone()
+            }),
+            ("batch_norm[0]", "gamma", |c| {
+                n(c, 0).gamma.pop();
+            }),
+            ("batch_norm[1]", "beta", |c| n(c, 1).beta[0] = f32::NAN),
+            ("batch_norm[0]", "negative", |c| n(c, 0).running_var[2] = -1.0),
+            ("batch_norm[0]", "momentum", |c| n(c, 0).momentum = 0.0),
+            ("batch_norm[1]", "eps", |c| n(c, 1).eps = 0.0),
+            ("batch_norm", "every hidden layer or none", |c| c.batch_norm[1] = None),
+        ];
+        for (field, words, edit) in cases {
+            let mut c = bn();
+            edit(&mut c);
+            let err = Checkpoint::from_bytes(&unchecked_bytes(&c), Path::new("m.ckpt")).unwrap_err();
+            match &err {
+                NnError::InvalidCheckpoint { field: f, .. } => assert_eq!(f, field, "{err}"),
+                other => panic!("{field}: expected InvalidCheckpoint, got {other:?}"),
+            }
+            assert!(err.to_string().contains(words), "{field}: {err}");
+            assert!(c.to_bytes().is_err(), "{field}: to_bytes must refuse it too");
+        }
+    }
+
     /// Contents that decode, with a valid checksum, but do not describe a
     /// valid model or run are refused naming the field; `to_bytes` refuses
     /// to write them in the first place.

@@ -286,3 +286,36 @@ fn running_averages_move_only_after_training_batches_of_two_rows_or_more() {
     let moved = model.norms()[0].as_ref().unwrap();
     assert!(moved.running_mean != start.running_mean && moved.running_var != start.running_var);
 }
+
+/// `set_norms` refuses the wrong count, a normalisation of the output layer,
+/// and one that does not fit its layer; a configuration asks for hidden
+/// layers; a model and a configuration that disagree do not resume.
+#[test]
+fn bad_batch_norms_are_refused() {
+    let mut model = Mlp::new(&[3, 4, 2], &mut Rng::seed_from_u64(1)).unwrap();
+    let err = |r: Result<()>| r.unwrap_err().to_string();
+    assert!(err(model.set_norms(vec![None])).contains("1 batch normalisations for 2 layers"));
+    assert!(err(model.set_norms(vec![None, Some(BatchNorm::new(2))])).contains("output layer"));
+    assert!(err(model.set_norms(vec![Some(BatchNorm::new(3)), None])).contains("4 units"));
+    assert!(!model.has_batch_norm(), "nothing changed");
+    model.set_norms(vec![Some(BatchNorm::new(4)), None]).unwrap();
+    assert!(model.has_batch_norm());
+
+    let config = crate::TrainConfig {
+        sizes: vec![3, 2],
+        batch_norm: true,
+        ..crate::TrainConfig::default()
+    };
+    assert!(config.validate().unwrap_err().to_string().contains("has none"));
+    let config = crate::TrainConfig {
+        sizes: vec![3, 4, 2],
+        ..config
+    };
+    let trainer = crate::Trainer::new(config.clone(), 10).unwrap();
+    let state = trainer.state();
+    let plain = Mlp::new(&[3, 4, 2], &mut Rng::seed_from_u64(1)).unwrap();
+    let e = crate::Trainer::resume(config, plain, state, 10)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not batch-normalised"), "{e}");
+}

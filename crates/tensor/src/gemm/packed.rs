@@ -29,8 +29,8 @@
 // crate's rust-version (1.85) builds without it.
 #![allow(clippy::incompatible_msrv)]
 
+use super::Operands;
 use crate::ThreadPool;
-use crate::pool::SharedMut;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_fmadd_ps, _mm512_load_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
@@ -53,25 +53,6 @@ pub(super) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// Raw views of the operands, shareable between tasks.
-struct Operands {
-    a: *const f32,
-    rsa: isize,
-    csa: isize,
-    b: *const f32,
-    ldb: isize,
-    c: SharedMut<f32>,
-    ldc: isize,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    beta: f32,
-}
-
-// SAFETY: `a` and `b` are only read, and tasks write disjoint blocks of `c`.
-unsafe impl Sync for Operands {}
-
 /// `C <- alpha * A * B + beta * C` for `B` and `C` with contiguous rows, on
 /// the threads of `pool` when given.
 ///
@@ -87,22 +68,8 @@ pub(super) unsafe fn gemm(
     beta: f32,
     c: &mut ArrayViewMut2<'_, f32>,
 ) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    let o = Operands {
-        a: a.as_ptr(),
-        rsa: a.strides()[0],
-        csa: a.strides()[1],
-        b: b.as_ptr(),
-        ldb: b.strides()[0],
-        c: SharedMut(c.as_mut_ptr()),
-        ldc: c.strides()[0],
-        m,
-        k,
-        n,
-        alpha,
-        beta,
-    };
+    let o = Operands::new(alpha, a, b, beta, c);
+    let (m, n) = (o.m, o.n);
     let (m_tiles, n_panels) = (m.div_ceil(MR), n.div_ceil(NR));
     // One task per thread: measured on 2 threads at the wide network's
     // shapes, 195-205 GFLOP/s, against 160-195 with two tasks per thread and
