@@ -13,6 +13,14 @@
 //! task in a fixed order, so results are bit-identical whichever thread runs
 //! which task, and whatever the number of threads.
 //!
+//! Two things keep a slow or descheduled worker from stalling the caller
+//! for long (a worker that holds a task while its CPU is given to another
+//! process or, in a virtual machine, to another guest). The caller waits for
+//! the workers' last tasks by spinning only briefly, then blocks, so its CPU
+//! is free for whatever is competing with them. And it keeps a tally of what
+//! its workers save it and what they make it wait ([`health`]): when waiting
+//! costs more, it runs alone for a while and then tries them again.
+//!
 //! On Linux each worker is pinned to a CPU of its own (worker `w` to the
 //! `w + 1`-th CPU the process may use): left alone, the scheduler tends to
 //! run a worker on the core of the thread that woke it, where the two take
@@ -20,20 +28,25 @@
 //! calling thread can pin that one to the remaining CPU with
 //! [`ThreadPool::pin_caller`].
 
+mod health;
+
+use health::Health;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
 /// How long an idle worker spins before parking: longer than the gaps
 /// between a training step's parallel kernels (waking a parked thread costs
 /// tens of microseconds, more in a virtual machine), far shorter than
 /// anything a person notices.
-const SPIN_BEFORE_PARK: std::time::Duration = std::time::Duration::from_millis(2);
+const SPIN_BEFORE_PARK: Duration = Duration::from_millis(2);
 /// Spins between looks at the clock.
 const SPINS_PER_CLOCK_CHECK: u32 = 256;
-/// How long the caller spins waiting for workers' last tasks before it
-/// yields its core to them.
-const SPINS_BEFORE_YIELD: u32 = 2_000;
+/// How long the caller spins waiting for the workers' last tasks before it
+/// blocks: far longer than a running worker needs to finish one, so it
+/// blocks only for a worker that is off its CPU.
+const CALLER_SPIN: Duration = Duration::from_micros(50);
 
 /// `state` packs the run's generation, its task count and the next task:
 /// `generation << 40 | n_tasks << 20 | next`. One compare-and-swap on it
@@ -57,6 +70,11 @@ struct Shared {
     job: AtomicPtr<Job<'static>>,
     /// Tasks of the current run that have finished.
     done: AtomicUsize,
+    /// The caller of the current run is blocked (or about to block) waiting
+    /// for `done`, so whoever finishes the last task must unpark it.
+    caller_blocked: AtomicBool,
+    /// The thread of the caller that last blocked.
+    caller: Mutex<Option<Thread>>,
     /// Whether a task of the current run panicked.
     panicked: AtomicBool,
     /// Per worker: parked (or about to park), so `run` must unpark it.
@@ -67,8 +85,9 @@ struct Shared {
 }
 
 impl Shared {
-    /// Claims the next task of run `generation`, if that run still has one.
-    fn claim(&self, generation: u64) -> Option<usize> {
+    /// Claims the next task of run `generation`, if that run still has one;
+    /// returns it with the run's task count.
+    fn claim(&self, generation: u64) -> Option<(usize, usize)> {
         let mut state = self.state.load(Ordering::Acquire);
         loop {
             let (next, n_tasks) = (state & MASK, (state >> FIELD) & MASK);
@@ -79,13 +98,39 @@ impl Shared {
                 .state
                 .compare_exchange_weak(state, state + 1, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(next as usize),
+                Ok(_) => return Some((next as usize, n_tasks as usize)),
                 Err(now) => state = now,
             }
         }
     }
 
-    /// Claims and runs tasks of run `generation` until none are left.
+    /// The caller's wait for the workers' last tasks of a run of `n_tasks`:
+    /// spins briefly, then blocks until the last one unparks it.
+    fn wait_for(&self, n_tasks: usize) {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while self.done.load(Ordering::Acquire) < n_tasks {
+            spins = spins.wrapping_add(1);
+            if spins % SPINS_PER_CLOCK_CHECK != 0 || start.elapsed() < CALLER_SPIN {
+                std::hint::spin_loop();
+                continue;
+            }
+            {
+                let mut caller = lock(&self.caller);
+                if caller.as_ref().map(Thread::id) != Some(thread::current().id()) {
+                    *caller = Some(thread::current());
+                }
+            }
+            self.caller_blocked.store(true, Ordering::SeqCst);
+            if self.done.load(Ordering::SeqCst) < n_tasks {
+                thread::park();
+            }
+            self.caller_blocked.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Claims and runs tasks of run `generation` until none are left;
+    /// returns how many this thread ran.
     ///
     /// The job is loaded after each successful claim, never before. Loading
     /// it once, on seeing a new generation, and then claiming would race:
@@ -96,8 +141,10 @@ impl Shared {
     /// stack. Loaded after the claim, the job is always the claimed run's: a
     /// successful claim, whatever run the worker thought it was in, is a task
     /// of the run in progress, whose job is the one stored (see below).
-    fn work(&self, generation: u64) {
-        while let Some(t) = self.claim(generation) {
+    fn work(&self, generation: u64) -> usize {
+        let mut ran = 0;
+        while let Some((t, n_tasks)) = self.claim(generation) {
+            ran += 1;
             let job = self.job.load(Ordering::Acquire);
             // SAFETY: the claim read, from the state stored by this run's
             // `run` (Acquire, through the chain of claims), a task not yet
@@ -113,9 +160,27 @@ impl Shared {
                 std::mem::forget(payload);
                 self.panicked.store(true, Ordering::Relaxed);
             }
-            self.done.fetch_add(1, Ordering::Release);
+            // SeqCst, paired with the caller's store of `caller_blocked`
+            // then load of `done`: either it sees this task done, or this
+            // thread sees it blocked and wakes it.
+            if self.done.fetch_add(1, Ordering::SeqCst) + 1 == n_tasks && self.caller_blocked.load(Ordering::SeqCst) {
+                // The caller cannot leave `run` (nor start another) before
+                // it sees `done` complete, so the thread stored is this
+                // run's caller; a late unpark of it would only make one
+                // later `park` return early, which every park loop allows.
+                if let Some(caller) = lock(&self.caller).as_ref() {
+                    caller.unpark();
+                }
+            }
         }
+        ran
     }
+}
+
+/// Locks `mutex`, ignoring poisoning: the data it guards stays valid
+/// whatever panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Worker threads that, with the calling thread, run a task on indices
@@ -124,8 +189,9 @@ pub struct ThreadPool {
     n_threads: usize,
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
-    /// Serialises `run` calls from different threads.
-    lock: Mutex<()>,
+    /// Serialises `run` calls from different threads, and holds the
+    /// caller's tally of its workers.
+    health: Mutex<Health>,
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -153,6 +219,8 @@ impl ThreadPool {
             state: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
             done: AtomicUsize::new(0),
+            caller_blocked: AtomicBool::new(false),
+            caller: Mutex::new(None),
             panicked: AtomicBool::new(false),
             sleeping: (0..n_workers).map(|_| AtomicBool::new(false)).collect(),
             shutdown: AtomicBool::new(false),
@@ -177,7 +245,7 @@ impl ThreadPool {
             n_threads,
             shared,
             workers,
-            lock: Mutex::new(()),
+            health: Mutex::new(Health::new()),
         }
     }
 
@@ -198,9 +266,15 @@ impl ThreadPool {
         }
     }
 
+    /// How many runs so far went on the calling thread alone because the
+    /// workers were costing more time than they saved (see the module docs).
+    pub fn runs_alone(&self) -> u64 {
+        lock(&self.health).solo_total()
+    }
+
     /// Runs `task(t)` for every `t` in `0..n_tasks`, each exactly once on
     /// some thread of the pool, and returns when all are done. Allocates
-    /// nothing.
+    /// nothing (after the first time the calling thread has had to block).
     ///
     /// # Panics
     /// If a task panics (after all tasks have stopped), or `n_tasks` exceeds
@@ -214,7 +288,11 @@ impl ThreadPool {
             (0..n_tasks).for_each(task);
             return;
         }
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut health = lock(&self.health);
+        if health.run_alone() {
+            (0..n_tasks).for_each(task);
+            return;
+        }
         let shared = &*self.shared;
         let job = Job { task };
         // SAFETY: only the lifetime is erased; workers dereference the job
@@ -234,16 +312,16 @@ impl ThreadPool {
                 self.workers[w].thread().unpark();
             }
         }
-        shared.work(generation);
-        let mut spins = 0u32;
-        while shared.done.load(Ordering::Acquire) < n_tasks {
-            if spins < SPINS_BEFORE_YIELD {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                thread::yield_now();
-            }
-        }
+        let start = Instant::now();
+        let mine = shared.work(generation);
+        let own = start.elapsed();
+        let waited = if mine == n_tasks {
+            Duration::ZERO
+        } else {
+            shared.wait_for(n_tasks);
+            start.elapsed() - own
+        };
+        health.record(n_tasks, mine, own, waited);
         if shared.panicked.swap(false, Ordering::Relaxed) {
             panic!("a task of ThreadPool::run panicked");
         }
@@ -420,6 +498,37 @@ mod tests {
             total.fetch_add(t as u32, Ordering::Relaxed);
         });
         assert_eq!(total.load(Ordering::Relaxed), 2000 * 6 + 1);
+    }
+
+    #[test]
+    fn a_worker_that_stalls_the_caller_is_left_out_and_every_task_still_runs() {
+        let pool = ThreadPool::new(2);
+        let caller = thread::current().id();
+        let on_worker = AtomicU32::new(0);
+        let ran = AtomicU32::new(0);
+        // A task is 50 us of work, but the worker holds each one it claims
+        // for 2 ms, as a descheduled thread looks to the caller.
+        let task = |_| {
+            ran.fetch_add(1, Ordering::Relaxed);
+            if thread::current().id() == caller {
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_micros(50) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                on_worker.fetch_add(1, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(2));
+            }
+        };
+        let runs = 200;
+        for _ in 0..runs {
+            pool.run(4, &task);
+        }
+        assert_eq!(ran.load(Ordering::Relaxed), 4 * runs);
+        // After a window of such runs the pool runs alone, so the worker ran
+        // tasks in at most the first window's runs.
+        assert!(pool.runs_alone() >= 100, "{} runs alone", pool.runs_alone());
+        assert!(on_worker.load(Ordering::Relaxed) <= 4 * 64);
     }
 
     #[test]
