@@ -4,7 +4,7 @@
 
 use crate::dense::{Input, SPARSE_INPUT_DENSITY};
 use crate::{Activation, BatchNorm, Dense, Init, Loss, NnError, Result, Targets, Workspace};
-use backprop_tensor::{Rng, gemm_with, softmax_rows};
+use backprop_tensor::{Rng, gemm_transposed_b_with, softmax_rows};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, s};
 /// The network's parameters, one [`Dense`] layer per pair of adjacent sizes.
 ///
@@ -583,9 +583,16 @@ impl Mlp {
             if l > 0 {
                 // BP2: delta(l-1) = (delta(l) W(l)^T) * f'(Z(l-1)).
                 let mut delta_below = below[l - 1].slice_mut(s![..batch, ..]);
-                let wt = &mut ws.wt[l - 1];
-                wt.assign(&self.layers[l].w.t());
-                gemm_with(&ws.pool, 1.0, delta, wt.view(), 0.0, &mut delta_below);
+                let w = self.layers[l].w.view();
+                gemm_transposed_b_with(
+                    &ws.pool,
+                    1.0,
+                    delta,
+                    w,
+                    &mut ws.wt[l - 1].view_mut(),
+                    0.0,
+                    &mut delta_below,
+                );
                 // Through dropout: dL/dA(l-1) before the mask is the mask times it.
                 if ws.dropout_on
                     && let Some(Some(mask)) = ws.masks.get(l - 1)

@@ -4,11 +4,13 @@
 //! `A` and `B` are any 2-D views, so `op(A) = A^T` is just `a.t()`: a stride
 //! view, never a copy. When the rows of `B` and `C` are contiguous (every
 //! product of a training step, given a transposed copy of the weights for
-//! BP2), a register-blocked kernel computes `C` in tiles of 4 rows by 16
-//! columns, with no heap allocation and optionally on several threads; other
-//! layouts, and products far larger than a training step's, go to
-//! `matrixmultiply`. Products with a mostly-zero left
-//! operand are in [`crate::sparse_gemm`].
+//! BP2: [`gemm_transposed_b_with`]), a register-blocked kernel computes `C`
+//! in tiles of 4 rows by 16 columns, with no heap allocation and optionally
+//! on several threads; wide products go to a packed AVX-512 kernel where the
+//! CPU has it (which also takes `B` with contiguous columns, so BP2 needs no
+//! copy there); other layouts, and products far larger than a training
+//! step's, go to `matrixmultiply`. Products with a mostly-zero left operand
+//! are in [`crate::sparse_gemm`].
 
 use crate::ThreadPool;
 use crate::pool::SharedMut;
@@ -60,6 +62,49 @@ pub fn gemm_with(
     gemm_impl(Some(pool), alpha, a, b, beta, c);
 }
 
+/// `C <- alpha * A * B^T + beta * C` on the threads of `pool`, with `B` as
+/// stored (`b: (n, k)`, rows contiguous): BP2's `delta W^T`. Products the
+/// packed kernel takes read `B` where it is; smaller ones first copy `B^T`
+/// into `scratch` (`(k, n)`) for the register-blocked kernel, which wants
+/// contiguous rows. Either way the result is bit-identical to
+/// `gemm_with(pool, alpha, a, b.t(), beta, c)`, and nothing is allocated.
+///
+/// # Panics
+/// If the shapes do not chain, or `scratch` is not `(k, n)`.
+#[track_caller]
+pub fn gemm_transposed_b_with(
+    pool: &ThreadPool,
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    scratch: &mut ArrayViewMut2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    let bt = b.t();
+    assert_eq!(
+        scratch.dim(),
+        bt.dim(),
+        "gemm_transposed_b_with: scratch is {:?}, B^T is {:?}",
+        scratch.dim(),
+        bt.dim()
+    );
+    #[cfg(all(target_arch = "x86_64", has_avx512))]
+    if packs(a.nrows(), a.ncols(), bt.ncols()) && (c.ncols() == 1 || c.strides()[1] == 1) {
+        gemm_impl(Some(pool), alpha, a, bt, beta, c);
+        return;
+    }
+    scratch.assign(&bt);
+    gemm_impl(Some(pool), alpha, a, scratch.view(), beta, c);
+}
+
+/// Whether a product of `m x k x n` goes to the packed kernel (given rows of
+/// `C`, and rows or columns of `B`, that are contiguous).
+#[cfg(all(target_arch = "x86_64", has_avx512))]
+fn packs(m: usize, k: usize, n: usize) -> bool {
+    m * n * k >= PACKED_MIN && n >= PACKED_MIN_COLS && packed::available()
+}
+
 #[track_caller]
 fn gemm_impl(
     pool: Option<&ThreadPool>,
@@ -86,14 +131,17 @@ fn gemm_impl(
         return;
     }
     let rows_contiguous = |strides: &[isize]| n == 1 || strides[1] == 1;
+    // The packed kernel copies B into panels anyway, so it takes B with
+    // contiguous columns as well (BP2's `W^T`, a view of `W`).
+    #[cfg(all(target_arch = "x86_64", has_avx512))]
+    if rows_contiguous(c.strides()) && (rows_contiguous(b.strides()) || b.strides()[0] == 1) && packs(m, k, n) {
+        // SAFETY: the CPU has AVX-512F, the shapes chain and are not empty
+        // (checked above), the rows of C are contiguous, and so are the rows
+        // or the columns of B.
+        unsafe { packed::gemm(pool, alpha, a, b, beta, c) };
+        return;
+    }
     if rows_contiguous(b.strides()) && rows_contiguous(c.strides()) {
-        #[cfg(all(target_arch = "x86_64", has_avx512))]
-        if m * n * k >= PACKED_MIN && n >= PACKED_MIN_COLS && packed::available() {
-            // SAFETY: the CPU has AVX-512F, the shapes chain and are not
-            // empty (checked above), and the rows of B and C are contiguous.
-            unsafe { packed::gemm(pool, alpha, a, b, beta, c) };
-            return;
-        }
         // The blocked kernel keeps a 16-column strip of B hot but does not
         // tile for the caches beyond that: past about 2^25 multiply-adds,
         // matrixmultiply's packing wins (on a CPU without AVX-512: with it,
@@ -207,6 +255,9 @@ struct Operands {
     csa: isize,
     b: *const f32,
     ldb: isize,
+    /// The column stride of B: 1 except for a B with contiguous columns,
+    /// which only the packed kernel takes.
+    csb: isize,
     c: SharedMut<f32>,
     ldc: isize,
     m: usize,
@@ -232,6 +283,7 @@ impl Operands {
             csa: a.strides()[1],
             b: b.as_ptr(),
             ldb: b.strides()[0],
+            csb: if b.ncols() == 1 { 1 } else { b.strides()[1] },
             c: SharedMut(c.as_mut_ptr()),
             ldc: c.strides()[0],
             m,
@@ -563,7 +615,7 @@ mod tests {
             (17, 40, 1025),
         ];
         for (m, k, n) in shapes {
-            for ta in [false, true] {
+            for (ta, tb) in [(false, false), (true, false), (false, true)] {
                 for beta in [0.0f32, 1.0, -0.5] {
                     let seed = (m * 31 + k * 7 + n) as u64;
                     let a = if ta {
@@ -572,10 +624,21 @@ mod tests {
                         matrix(m, k, seed, 1.0)
                     };
                     let av = if ta { a.t() } else { a.view() };
-                    let b = matrix(k, n, seed ^ 1, 1.0);
+                    // B with contiguous columns (BP2's W^T) only through the
+                    // paths that take it: the packed kernel, and
+                    // `gemm_transposed_b_with` (packed, or a copy for the
+                    // blocked kernel). `gemm` sends the smaller of these
+                    // products to matrixmultiply, whose sums may round
+                    // differently there; training never does.
+                    let b_stored = if tb {
+                        matrix(n, k, seed ^ 1, 1.0)
+                    } else {
+                        matrix(k, n, seed ^ 1, 1.0)
+                    };
+                    let b = if tb { b_stored.t() } else { b_stored.view() };
                     let c0 = matrix(m, n, seed ^ 2, 1.0);
-                    let want = sequential_fma(0.7, av, b.view(), beta, &c0);
-                    let what = format!("m {m} k {k} n {n} ta {ta} beta {beta}");
+                    let want = sequential_fma(0.7, av, b, beta, &c0);
+                    let what = format!("m {m} k {k} n {n} ta {ta} tb {tb} beta {beta}");
                     // C as columns 3..3 + n of a wider matrix.
                     let mut wide = Array2::from_elem((m, n + 5), f32::NAN);
                     let mut run = |f: &dyn Fn(&mut ArrayViewMut2<'_, f32>), kernel: &str| {
@@ -584,28 +647,47 @@ mod tests {
                         f(&mut c);
                         assert_bits(c.view(), &want, &format!("{kernel}, {what}"));
                     };
-                    run(&|c| gemm(0.7, av, b.view(), beta, c), "gemm");
+                    if !tb {
+                        run(&|c| gemm(0.7, av, b, beta, c), "gemm");
+                    }
                     for pool in &pools {
-                        run(&|c| gemm_with(pool, 0.7, av, b.view(), beta, c), "gemm_with");
-                        run(
-                            &|c| blocked_on(Some(pool), 0.7, av, b.view(), beta, c, blocked_rows),
-                            "blocked",
-                        );
+                        if tb {
+                            let scratch = std::cell::RefCell::new(Array2::from_elem((k, n), f32::NAN));
+                            run(
+                                &|c| {
+                                    let mut scratch = scratch.borrow_mut();
+                                    gemm_transposed_b_with(
+                                        pool,
+                                        0.7,
+                                        av,
+                                        b_stored.view(),
+                                        &mut scratch.view_mut(),
+                                        beta,
+                                        c,
+                                    )
+                                },
+                                "gemm_transposed_b_with",
+                            );
+                        } else {
+                            run(&|c| gemm_with(pool, 0.7, av, b, beta, c), "gemm_with");
+                            run(
+                                &|c| blocked_on(Some(pool), 0.7, av, b, beta, c, blocked_rows),
+                                "blocked",
+                            );
+                        }
                         #[cfg(all(target_arch = "x86_64", has_avx512))]
                         if packed::available() {
-                            // SAFETY: AVX-512F is there; the shapes chain and
-                            // the rows of B and C are contiguous.
-                            run(
-                                &|c| unsafe { packed::gemm(Some(pool), 0.7, av, b.view(), beta, c) },
-                                "packed",
-                            );
+                            // SAFETY: AVX-512F is there; the shapes chain, the
+                            // rows of C are contiguous and so are the rows or
+                            // the columns of B.
+                            run(&|c| unsafe { packed::gemm(Some(pool), 0.7, av, b, beta, c) }, "packed");
                         }
                     }
                     #[cfg(all(target_arch = "x86_64", has_avx512))]
                     if packed::available() {
                         // SAFETY: as above.
                         run(
-                            &|c| unsafe { packed::gemm(None, 0.7, av, b.view(), beta, c) },
+                            &|c| unsafe { packed::gemm(None, 0.7, av, b, beta, c) },
                             "packed, 1 thread",
                         );
                     }
@@ -624,17 +706,22 @@ mod tests {
             return;
         }
         let pool = ThreadPool::new(2);
-        for (m, k, n, ta) in [
-            (128, 784, 1024, false),
-            (128, 1024, 1024, false),
-            (1024, 128, 1024, true),
-            (128, 1024, 10, false),
+        // (m, k, n, A transposed, B transposed): forward, BP4, BP2.
+        for (m, k, n, ta, tb) in [
+            (128, 784, 1024, false, false),
+            (128, 1024, 1024, false, false),
+            (1024, 128, 1024, true, false),
+            (128, 1024, 10, false, false),
+            (128, 1024, 1024, false, true),
+            (128, 1024, 784, false, true),
         ] {
             let a = if ta { matrix(k, m, 1, 1.0) } else { matrix(m, k, 1, 1.0) };
             let av = if ta { a.t() } else { a.view() };
-            let b = matrix(k, n, 2, 1.0);
+            let b_stored = if tb { matrix(n, k, 2, 1.0) } else { matrix(k, n, 2, 1.0) };
+            let b = if tb { b_stored.t() } else { b_stored.view() };
             let mut want = Array2::zeros((m, n));
             let [rsa, csa] = strides(av.strides());
+            let [rsb, csb] = strides(b.strides());
             // SAFETY: live views of shapes (m, k), (k, n) and (m, n).
             unsafe {
                 matrixmultiply::sgemm(
@@ -646,8 +733,8 @@ mod tests {
                     rsa,
                     csa,
                     b.as_ptr(),
-                    n as isize,
-                    1,
+                    rsb,
+                    csb,
                     0.0,
                     want.as_mut_ptr(),
                     n as isize,
@@ -655,8 +742,22 @@ mod tests {
                 );
             }
             let mut got = Array2::from_elem((m, n), f32::NAN);
-            gemm_with(&pool, 1.0, av, b.view(), 0.0, &mut got.view_mut());
+            gemm_with(&pool, 1.0, av, b, 0.0, &mut got.view_mut());
             assert_bits(got.view(), &want, &format!("{m}x{k}x{n}"));
+            if tb {
+                let mut got = Array2::from_elem((m, n), f32::NAN);
+                let mut scratch = Array2::zeros((k, n));
+                gemm_transposed_b_with(
+                    &pool,
+                    1.0,
+                    av,
+                    b_stored.view(),
+                    &mut scratch.view_mut(),
+                    0.0,
+                    &mut got.view_mut(),
+                );
+                assert_bits(got.view(), &want, &format!("{m}x{k}x{n}, B^T in place"));
+            }
         }
     }
 

@@ -35,7 +35,7 @@ mod sparse;
 pub use activation::{relu_backward_inplace, relu_inplace};
 pub use axpy::axpy_with;
 pub use elementwise::{ChunkUpdate, ELEMENTWISE_CHUNK, zip_chunks_with};
-pub use gemm::{gemm, gemm_with};
+pub use gemm::{gemm, gemm_transposed_b_with, gemm_with};
 pub use pool::ThreadPool;
 pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};
 pub use rng::{Rng, RngState};

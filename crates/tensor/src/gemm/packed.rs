@@ -34,7 +34,7 @@ use crate::ThreadPool;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_fmadd_ps, _mm512_load_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
-    _mm512_set1_ps, _mm512_setzero_ps,
+    _mm512_set1_ps, _mm512_setzero_ps, _mm512_store_ps,
 };
 use std::mem::MaybeUninit;
 
@@ -58,8 +58,9 @@ pub(super) fn available() -> bool {
 ///
 /// # Safety
 /// The CPU must have AVX-512F ([`available`]); the caller has checked that the
-/// shapes chain (`a: (m, k)`, `b: (k, n)`, `c: (m, n)`, none empty) and that
-/// the rows of `b` and `c` are contiguous (column stride 1, or one column).
+/// shapes chain (`a: (m, k)`, `b: (k, n)`, `c: (m, n)`, none empty), that the
+/// rows of `c` are contiguous (column stride 1, or one column), and that the
+/// rows or the columns of `b` are.
 pub(super) unsafe fn gemm(
     pool: Option<&ThreadPool>,
     alpha: f32,
@@ -140,19 +141,9 @@ unsafe fn block(o: &Operands, (i_lo, i_hi): (usize, usize), (j_lo, j_hi): (usize
         }
         for j0 in (j_lo..j_hi).step_by(NR) {
             let width = NR.min(j_hi - j0);
-            // Pack B[p0..p0 + depth, j0..j0 + width], zero-padded to NR.
-            for p in 0..depth {
-                // SAFETY: row p0 + p < k, columns j0..j0 + width < n, rows
-                // contiguous; the panel holds KC * NR floats.
-                unsafe {
-                    let src = o.b.offset((p0 + p) as isize * o.ldb + j0 as isize);
-                    let dst = b_pack.add(p * NR);
-                    std::ptr::copy_nonoverlapping(src, dst, width);
-                    for j in width..NR {
-                        dst.add(j).write(0.0);
-                    }
-                }
-            }
+            // SAFETY: rows p0..p0 + depth and columns j0..j0 + width are in
+            // B; the panel holds KC * NR floats and is 64-byte aligned.
+            unsafe { pack_b(o, (p0, depth), (j0, width), b_pack) };
             for t in 0..tiles {
                 let i0 = i_lo + t * MR;
                 // SAFETY: the packed tile and panel were written above for
@@ -175,6 +166,53 @@ unsafe fn block(o: &Operands, (i_lo, i_hi): (usize, usize), (j_lo, j_hi): (usize
         }
     }
     debug_assert!(i_hi <= o.m && j_hi <= o.n && i_hi - i_lo <= MC);
+}
+
+/// Packs `B[p0..p0 + depth, j0..j0 + width]` into `panel`, row `p` at
+/// `p * NR`, zero-padded to [`NR`] columns.
+///
+/// # Safety
+/// AVX-512F; the rows and columns are within `o`'s B, whose rows or columns
+/// are contiguous; `panel` is 64-byte aligned and writable for `depth * NR`
+/// floats.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn pack_b(o: &Operands, (p0, depth): (usize, usize), (j0, width): (usize, usize), panel: *mut f32) {
+    if o.csb == 1 {
+        // Contiguous rows: each row of the panel is two masked loads (lanes
+        // past `width` read nothing and come back zero) and two aligned
+        // stores.
+        let low = |lanes: usize| ((1u32 << lanes) - 1) as __mmask16;
+        let (mask_lo, mask_hi) = (low(width.min(16)), low(width.saturating_sub(16)));
+        for p in 0..depth {
+            // SAFETY: masked lanes are neither read nor faulted on; the rest
+            // are B's elements (the caller's guarantee); the stores fall in
+            // the panel at multiples of 64 bytes.
+            unsafe {
+                let src = o.b.offset((p0 + p) as isize * o.ldb + j0 as isize);
+                let dst = panel.add(p * NR);
+                _mm512_store_ps(dst, _mm512_maskz_loadu_ps(mask_lo, src));
+                _mm512_store_ps(dst.add(16), _mm512_maskz_loadu_ps(mask_hi, src.add(16)));
+            }
+        }
+    } else {
+        // Contiguous columns (B = W^T, a view of W): each column of B is a
+        // row of W, read in order and written down a column of the panel.
+        for j in 0..NR {
+            for p in 0..depth {
+                // SAFETY: as above; column j0 + j is read only when j <
+                // width.
+                unsafe {
+                    let v = if j < width {
+                        *o.b.offset((p0 + p) as isize * o.ldb + (j0 + j) as isize * o.csb)
+                    } else {
+                        0.0
+                    };
+                    panel.add(p * NR + j).write(v);
+                }
+            }
+        }
+    }
 }
 
 /// One `MR x NR` tile: sums over `depth` steps of the packed operands in
