@@ -1,9 +1,11 @@
 //! Criterion bench of one full training step of the seed recipe (784-128-10,
 //! batch 64): gather (and compress) a batch, forward, loss, backward, and an
 //! optimiser step, SGD or Adam; and SGD with dropout 0.5 on the hidden layer
-//! (its masks drawn every step).
+//! (its masks drawn every step). Then a whole step of a wide network,
+//! 784-1024-1024-10 at batch 128: SGD, and Adam with dropout 0.5.
 //!
-//! `cargo bench -p backprop-nn`
+//! `cargo bench -p backprop-nn --bench step` (a filter after `--`, such as
+//! `784-1024`, runs a part).
 
 use backprop_nn::{
     Batcher, Dropout, Examples, Gradients, Loss, Mlp, Optimizer, OptimizerConfig, TargetShape, TargetsMut, Workspace,
@@ -67,44 +69,105 @@ fn dataset() -> Images {
     Images { pixels, labels }
 }
 
+/// One configuration of a bench: the network, its batch, the optimiser,
+/// the dropout rate of every hidden layer (0 = off), and the input's form.
+struct Setup<'a> {
+    sizes: &'a [usize],
+    batch: usize,
+    name: &'a str,
+    optimizer: OptimizerConfig,
+    rate: f32,
+    sparse: bool,
+}
+
+/// Benches whole training steps of `setup` on the threads of `pool`.
+fn bench_steps(c: &mut Criterion, data: &Images, pool: &Arc<ThreadPool>, setup: &Setup<'_>) {
+    let Setup {
+        sizes,
+        batch,
+        name,
+        optimizer,
+        rate,
+        sparse,
+    } = *setup;
+    let mut model = Mlp::new(sizes, &mut Rng::seed_from_u64(2)).expect("valid sizes");
+    let mut ws = Workspace::with_pool(sizes, batch, Arc::clone(pool));
+    let mut grads = Gradients::new(&model);
+    let mut opt: Box<dyn Optimizer> = optimizer.build(&model, 0.01).expect("valid optimiser");
+    let mut batcher = Batcher::new(data.len(), 784, TargetShape::Classes(10), batch, Rng::seed_from_u64(3));
+    batcher.start_epoch();
+    let mut dropout = Dropout::new(vec![rate; sizes.len() - 2], Rng::seed_from_u64(4));
+    let n_batches = data.len() / batch;
+    let mut i = 0;
+    let input = if sparse { "sparse" } else { "dense" };
+    let shape = sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-");
+    let t = pool.n_threads();
+    c.bench_function(
+        &format!("training step {shape}, batch {batch}, {input} input, {name}, {t} threads"),
+        |bench| {
+            bench.iter(|| {
+                let (x, y) = batcher.batch(data, i % n_batches, sparse);
+                if rate > 0.0 {
+                    dropout.draw(&mut ws, y.len());
+                }
+                model.loss_backward(x, Loss::CrossEntropy, y, &mut ws, &mut grads);
+                opt.step(ws.pool(), &mut model, &grads);
+                i += 1;
+            })
+        },
+    );
+}
+
+/// The seed network, 784-128-10 at batch 64.
 fn step(c: &mut Criterion) {
     let data = dataset();
-    let sizes = [784, 128, 10];
     for threads in [1, 0] {
         let pool = Arc::new(ThreadPool::new(threads));
         // As the CLI does: keep this thread off the workers' cores.
         pool.pin_caller();
-        let t = pool.n_threads();
         for (name, optimizer, rate) in [
             ("SGD", OptimizerConfig::default(), 0.0),
             ("Adam", OptimizerConfig::ADAM, 0.0),
             ("SGD + dropout 0.5", OptimizerConfig::default(), 0.5),
         ] {
             for sparse in [true, false] {
-                let mut model = Mlp::new(&sizes, &mut Rng::seed_from_u64(2)).expect("valid sizes");
-                let mut ws = Workspace::with_pool(&sizes, 64, Arc::clone(&pool));
-                let mut grads = Gradients::new(&model);
-                let mut opt: Box<dyn Optimizer> = optimizer.build(&model, 0.01).expect("valid optimiser");
-                let mut batcher = Batcher::new(data.len(), 784, TargetShape::Classes(10), 64, Rng::seed_from_u64(3));
-                batcher.start_epoch();
-                let mut dropout = Dropout::new(vec![rate], Rng::seed_from_u64(4));
-                let mut i = 0;
-                let input = if sparse { "sparse" } else { "dense" };
-                c.bench_function(
-                    &format!("training step 784-128-10, batch 64, {input} input, {name}, {t} threads"),
-                    |bench| {
-                        bench.iter(|| {
-                            let (x, y) = batcher.batch(&data, i % 64, sparse);
-                            if rate > 0.0 {
-                                dropout.draw(&mut ws, y.len());
-                            }
-                            model.loss_backward(x, Loss::CrossEntropy, y, &mut ws, &mut grads);
-                            opt.step(ws.pool(), &mut model, &grads);
-                            i += 1;
-                        })
-                    },
-                );
+                let setup = Setup {
+                    sizes: &[784, 128, 10],
+                    batch: 64,
+                    name,
+                    optimizer,
+                    rate,
+                    sparse,
+                };
+                bench_steps(c, &data, &pool, &setup);
             }
+        }
+    }
+}
+
+/// A wide network, 784-1024-1024-10 at batch 128 (sparse input, as MNIST
+/// trains): plain SGD, and Adam with dropout 0.5 on both hidden layers,
+/// where the optimiser and the masks weigh most.
+fn wide_step(c: &mut Criterion) {
+    let data = dataset();
+    // Two threads named, not `0`: the pools above pinned this thread to one
+    // core, so "every core" would now read as one.
+    for threads in [1, 2] {
+        let pool = Arc::new(ThreadPool::new(threads));
+        pool.pin_caller();
+        for (name, optimizer, rate) in [
+            ("SGD", OptimizerConfig::default(), 0.0),
+            ("Adam + dropout 0.5", OptimizerConfig::ADAM, 0.5),
+        ] {
+            let setup = Setup {
+                sizes: &[784, 1024, 1024, 10],
+                batch: 128,
+                name,
+                optimizer,
+                rate,
+                sparse: true,
+            };
+            bench_steps(c, &data, &pool, &setup);
         }
     }
 }
@@ -114,4 +177,9 @@ criterion_group! {
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
     targets = step
 }
-criterion_main!(benches);
+criterion_group! {
+    name = wide;
+    config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(4));
+    targets = wide_step
+}
+criterion_main!(benches, wide);

@@ -59,9 +59,55 @@ pub fn zip_chunks_with<const K: usize>(
     pool.run(n.div_ceil(ELEMENTWISE_CHUNK), &task);
 }
 
+/// Calls `f(t, chunk)` for every chunk of `out`, chunk `t` covering
+/// elements `t * chunk_len..(t + 1) * chunk_len` (the last one may be
+/// shorter), on the threads of `pool`. Allocates nothing. The chunks are
+/// fixed by `chunk_len` alone, so a task that computes its chunk from `t`
+/// gives the same result whatever the number of threads.
+///
+/// # Panics
+/// If `chunk_len == 0` while `out` is not empty.
+#[track_caller]
+pub fn chunks_mut_with(pool: &ThreadPool, out: &mut [f32], chunk_len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    let n = out.len();
+    if n == 0 {
+        return;
+    }
+    assert!(chunk_len > 0, "chunks_mut_with: chunks of 0 elements");
+    let out_ptr = SharedMut(out.as_mut_ptr());
+    let task = |t: usize| {
+        let start = t * chunk_len;
+        let len = chunk_len.min(n - start);
+        // SAFETY: tasks cover disjoint ranges of `out`, which is borrowed
+        // mutably for the whole call; every range lies within `0..n`.
+        let chunk = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(start), len) };
+        f(t, chunk);
+    };
+    pool.run(n.div_ceil(chunk_len), &task);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_mut_with_hands_out_each_chunk_once_with_its_index() {
+        for threads in [1, 2, 3] {
+            for (n, chunk) in [(0, 4), (1, 4), (7, 3), (12, 4), (1000, 64)] {
+                let mut out = vec![0.0f32; n];
+                chunks_mut_with(&ThreadPool::new(threads), &mut out, chunk, &|t, part| {
+                    assert!(part.len() <= chunk && !part.is_empty());
+                    for (i, x) in part.iter_mut().enumerate() {
+                        *x += (t * chunk + i + 1) as f32;
+                    }
+                });
+                assert!(
+                    out.iter().enumerate().all(|(i, &x)| x == (i + 1) as f32),
+                    "{threads} threads, {n}/{chunk}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn every_element_once_for_any_thread_count() {

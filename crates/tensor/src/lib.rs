@@ -13,7 +13,8 @@
 //!   evaluated at the pre-activation;
 //! - [`softmax_rows`], [`log_softmax_rows`]: numerically stable row softmax;
 //! - [`argmax_rows`]: the predicted class of each row;
-//! - [`zip_chunks_with`]: element-wise updates (optimisers) over fixed chunks;
+//! - [`zip_chunks_with`]: element-wise updates (optimisers) over fixed chunks,
+//!   and [`chunks_mut_with`], fixed chunks of one buffer, each with its index;
 //! - [`Rng`]: a seeded, portable, version-stable random number generator;
 //! - [`ThreadPool`]: workers for the `_with` variants of the products, which
 //!   split work by output so results do not depend on the number of threads.
@@ -34,7 +35,7 @@ mod sparse;
 
 pub use activation::{relu_backward_inplace, relu_inplace};
 pub use axpy::axpy_with;
-pub use elementwise::{ChunkUpdate, ELEMENTWISE_CHUNK, zip_chunks_with};
+pub use elementwise::{ChunkUpdate, ELEMENTWISE_CHUNK, chunks_mut_with, zip_chunks_with};
 pub use gemm::{gemm, gemm_transposed_b_with, gemm_with};
 pub use pool::ThreadPool;
 pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};

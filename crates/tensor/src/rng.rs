@@ -50,9 +50,40 @@ impl Rng {
         Self { inner }
     }
 
-    /// A uniform 64-bit word.
+    /// A uniform 64-bit word: the next two 32-bit words of the stream, the
+    /// first in the low half.
     pub fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
+    }
+
+    /// Fills `out` with the next `out.len()` 32-bit words of the stream, in
+    /// order: the words that `out.len() / 2` calls of [`Rng::next_u64`]
+    /// would return as low and high halves. Far faster than calling
+    /// `next_u64` in a loop (the keystream is copied out in bulk).
+    pub fn fill_u32(&mut self, out: &mut [u32]) {
+        // The generator hands out bytes (little-endian words); go through a
+        // small buffer on the stack so nothing is allocated.
+        let mut bytes = [0u8; 1024];
+        for out in out.chunks_mut(bytes.len() / 4) {
+            let bytes = &mut bytes[..4 * out.len()];
+            self.inner.fill_bytes(bytes);
+            for (word, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *word = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+    }
+
+    /// How many 32-bit words of the stream have been consumed (as in
+    /// [`RngState::word_pos`]).
+    pub fn word_pos(&self) -> u128 {
+        self.inner.get_word_pos()
+    }
+
+    /// Moves to word `word_pos` of the same stream, forwards or back: the
+    /// next draw starts there. With [`Rng::word_pos`], lets clones of one
+    /// generator draw disjoint parts of its stream on different threads.
+    pub fn set_word_pos(&mut self, word_pos: u128) {
+        self.inner.set_word_pos(word_pos);
     }
 
     /// A uniform integer in `0..n`, without modulo bias (Lemire's
@@ -110,6 +141,30 @@ mod tests {
         let resumed: Vec<u64> = (0..10).map(|_| c.next_u64()).collect();
         assert_eq!(expected, resumed);
         assert_ne!(Rng::seed_from_u64(1).next_u64(), Rng::seed_from_u64(2).next_u64());
+    }
+
+    /// `fill_u32` hands out the words of `next_u64`, low half first, from
+    /// any position (odd ones and block edges included), and `set_word_pos`
+    /// lands on them.
+    #[test]
+    fn fill_u32_and_set_word_pos_follow_the_stream() {
+        let mut reference = Rng::seed_from_u64(5);
+        let words: Vec<u32> = (0..700)
+            .flat_map(|_| {
+                let w = reference.next_u64();
+                [w as u32, (w >> 32) as u32]
+            })
+            .collect();
+        for (start, len) in [(0, 0), (0, 1), (3, 64), (63, 2), (1, 513), (100, 1000)] {
+            let mut rng = Rng::seed_from_u64(5);
+            rng.set_word_pos(start as u128);
+            let mut out = vec![0; len];
+            rng.fill_u32(&mut out);
+            assert_eq!(out, words[start..start + len], "from {start}, {len} words");
+            assert_eq!(rng.word_pos(), (start + len) as u128);
+            let w = rng.next_u64();
+            assert_eq!([w as u32, (w >> 32) as u32], words[start + len..start + len + 2]);
+        }
     }
 
     #[test]
