@@ -31,6 +31,7 @@ mod reduce;
 mod rng;
 mod softmax;
 mod sparse;
+mod stripes;
 
 pub use activation::{relu_backward_inplace, relu_inplace};
 pub use axpy::axpy_with;

@@ -19,19 +19,24 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// column-major (CSC) order, in buffers reused from batch to batch.
 #[derive(Clone, Debug, Default)]
 pub struct SparseRows {
-    rows: usize,
-    cols: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
     /// CSR: the non-zeros of row `i` are `row_idx/row_val[row_ptr[i]..row_ptr[i + 1]]`.
-    row_ptr: Vec<usize>,
-    row_idx: Vec<u32>,
-    row_val: Vec<f32>,
+    pub(crate) row_ptr: Vec<usize>,
+    pub(crate) row_idx: Vec<u32>,
+    pub(crate) row_val: Vec<f32>,
     /// CSC: the non-zeros of column `j` are `col_idx/col_val[col_ptr[j]..col_ptr[j + 1]]`.
-    col_ptr: Vec<usize>,
-    col_idx: Vec<u32>,
-    col_val: Vec<f32>,
+    pub(crate) col_ptr: Vec<usize>,
+    pub(crate) col_idx: Vec<u32>,
+    pub(crate) col_val: Vec<f32>,
     /// Number of non-zeros; the buffers are longer, sized for the largest
     /// matrix seen, so compression can write without checking.
-    nnz: usize,
+    pub(crate) nnz: usize,
+    /// Scratch of the threaded fill ([`SparseRows::fill_u8_with`]): where
+    /// each (column stripe, row) piece of the CSR starts, stripe-major.
+    pub(crate) piece_start: Vec<usize>,
+    /// Scratch of the threaded fill: each stripe's first CSC entry.
+    pub(crate) col_start: Vec<usize>,
 }
 
 /// Which operand [`sparse_gemm`] multiplies: the stored matrix or its transpose.
@@ -64,6 +69,8 @@ impl SparseRows {
             col_idx: vec![0; max_nnz],
             col_val: vec![0.0; max_nnz],
             nnz: 0,
+            piece_start: Vec::new(),
+            col_start: Vec::new(),
         }
     }
 
@@ -112,7 +119,7 @@ impl SparseRows {
     /// Until [`SparseRows::finish`] the matrix reads as `(0, cols)` with
     /// empty columns, so a fill that panics half-way (a row of the wrong
     /// length) leaves nothing that could index outside an operand.
-    fn start(&mut self, rows: usize, cols: usize) {
+    pub(crate) fn start(&mut self, rows: usize, cols: usize) {
         self.rows = 0;
         self.cols = cols;
         self.nnz = 0;
@@ -136,8 +143,6 @@ impl SparseRows {
     /// Builds the CSC copy from the finished CSR of `nnz` entries.
     fn finish(&mut self, nnz: usize) {
         let (rows, cols) = (self.row_ptr.len() - 1, self.cols);
-        self.rows = rows;
-        self.nnz = nnz;
         self.col_ptr.clear();
         self.col_ptr.resize(cols + 1, 0);
         for &j in &self.row_idx[..nnz] {
@@ -159,9 +164,36 @@ impl SparseRows {
                 cursor[j] += 1;
             }
         }
-        // Each cursor now sits at its column's end, the next column's start.
+        self.finish_columns(nnz);
+    }
+
+    /// Completes a fill of `nnz` entries whose CSR is written and whose CSC
+    /// was sorted with `col_ptr[j]` as column j's cursor: each cursor now
+    /// sits at its column's end, the next column's start, so shifting them
+    /// up one gives the column pointers. Only then does the matrix read as
+    /// its full size.
+    pub(crate) fn finish_columns(&mut self, nnz: usize) {
+        let cols = self.cols;
         self.col_ptr.copy_within(0..cols, 1);
         self.col_ptr[0] = 0;
+        self.rows = self.row_ptr.len() - 1;
+        self.nnz = nnz;
+    }
+
+    /// Whether `self` and `other` hold the same matrix in the same bytes:
+    /// dimensions, pointers, and the stored entries of both orientations.
+    #[cfg(test)]
+    pub(crate) fn same_bytes(&self, other: &SparseRows) -> bool {
+        let n = self.nnz;
+        let bits = |v: &[f32]| v[..n].iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        self.dim() == other.dim()
+            && n == other.nnz
+            && self.row_ptr == other.row_ptr
+            && self.col_ptr == other.col_ptr
+            && self.row_idx[..n] == other.row_idx[..n]
+            && self.col_idx[..n] == other.col_idx[..n]
+            && bits(&self.row_val) == bits(&other.row_val)
+            && bits(&self.col_val) == bits(&other.col_val)
     }
 
     /// `(rows, cols)` of the stored matrix.
@@ -238,6 +270,9 @@ impl Entry for u8 {
     }
 }
 
+/// Pixels per run that compression tests for zeros at once.
+pub(crate) const RUN: usize = 16;
+
 /// Appends the non-zeros of `row`, times `scale`, at `idx/val[nnz..]` and
 /// returns the new count. Runs of 16 zeros (image borders) are skipped with
 /// one test; inside other runs every entry is written and the count advances
@@ -245,7 +280,6 @@ impl Entry for u8 {
 /// branches.
 #[inline]
 fn compress_row<T: Entry>(row: &[T], scale: f32, idx: &mut [u32], val: &mut [f32], nnz: usize) -> usize {
-    const RUN: usize = 16;
     let end = nnz + row.len();
     let (idx, val) = (&mut idx[nnz..end], &mut val[nnz..end]);
     let mut n = 0;
