@@ -41,7 +41,7 @@ pub use pool::ThreadPool;
 pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};
 pub use rng::{Rng, RngState};
 pub use softmax::{log_softmax_rows, softmax_rows};
-pub use sparse::{Op, SparseRows, sparse_gemm, sparse_gemm_with};
+pub use sparse::{Op, SparseRows, sparse_affine_with, sparse_gemm, sparse_gemm_with};
 
 #[cfg(test)]
 mod naive;
