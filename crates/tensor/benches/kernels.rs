@@ -47,9 +47,7 @@ fn kernels(c: &mut Criterion) {
         });
         let mut packed = SparseRows::with_capacity(b, n_in);
         c.bench_function(&format!("compress a u8 batch (64x784), {t} threads"), |bench| {
-            bench.iter(|| {
-                packed.fill_u8_with(&pool, b, n_in, 1.0 / 255.0, |i| &bytes[i * n_in..(i + 1) * n_in])
-            })
+            bench.iter(|| packed.fill_u8_with(&pool, b, n_in, 1.0 / 255.0, |i| &bytes[i * n_in..(i + 1) * n_in]))
         });
         let mut dw1 = Array2::zeros((n_in, h));
         c.bench_function(&format!("sparse X^T*delta1 (784x64x128), {t} threads"), |bench| {
