@@ -7,7 +7,10 @@
 //!   transposed stride views (`x.t()`) at no cost: a register-blocked kernel
 //!   when `B` and `C` have contiguous rows, `matrixmultiply` otherwise;
 //! - [`sparse_gemm`]: the same product for a left operand that is mostly
-//!   zeros (MNIST pixels), stored once per batch as [`SparseRows`];
+//!   zeros (MNIST pixels), stored once per batch as [`SparseRows`] (filled
+//!   on the pool's threads by [`SparseRows::fill_u8_with`]), and
+//!   [`sparse_affine_with`], the layer's forward product with its bias and
+//!   activation applied as each row finishes;
 //! - [`add_row_broadcast`], [`sum_rows_into`]: bias add and its adjoint;
 //! - [`relu_inplace`], [`relu_backward_inplace`]: ReLU and its derivative,
 //!   evaluated at the pre-activation;
