@@ -1355,6 +1355,18 @@ impl Examples for Augmented {
         true
     }
 
+    fn gather_sparse_on(&self, indices: &[u32], x: &mut SparseRows, y: TargetsMut<'_>, pool: &ThreadPool) -> bool {
+        let TargetsMut::Classes(y) = y else {
+            return false;
+        };
+        let f = self.data.n_features();
+        self.with_buffers(|buffers| {
+            let images = self.augment_batch(indices, y, buffers);
+            x.fill_u8_with(pool, indices.len(), f, 1.0 / 255.0, |r| &images[r * f..(r + 1) * f]);
+        });
+        true
+    }
+
     fn start_epoch(&self, epoch: usize) {
         self.epoch.store(epoch as u64, Ordering::Relaxed);
     }

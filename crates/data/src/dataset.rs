@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use backprop_tensor::SparseRows;
+use backprop_tensor::{SparseRows, ThreadPool};
 use ndarray::ArrayViewMut2;
 
 use crate::error::{DataError, Result};
@@ -200,6 +200,22 @@ impl Dataset {
     /// If `y.len() != indices.len()` or an index is out of range.
     #[track_caller]
     pub fn gather_sparse_into(&self, indices: &[u32], x: &mut SparseRows, y: &mut [usize]) {
+        self.gather_sparse_into_with(indices, x, y, None);
+    }
+
+    /// [`Dataset::gather_sparse_into`], compressing on `pool`'s threads
+    /// when given ([`SparseRows::fill_u8_with`]): the same bits either way.
+    ///
+    /// # Panics
+    /// As [`Dataset::gather_sparse_into`].
+    #[track_caller]
+    pub fn gather_sparse_into_with(
+        &self,
+        indices: &[u32],
+        x: &mut SparseRows,
+        y: &mut [usize],
+        pool: Option<&ThreadPool>,
+    ) {
         assert_eq!(
             y.len(),
             indices.len(),
@@ -217,10 +233,11 @@ impl Dataset {
             );
             *label = usize::from(self.labels[i]);
         }
-        let rows = indices
-            .iter()
-            .map(|&i| &self.pixels[i as usize * f..(i as usize + 1) * f]);
-        x.fill_u8(rows, f, 1.0 / 255.0);
+        let image = |i: u32| &self.pixels[i as usize * f..(i as usize + 1) * f];
+        match pool {
+            Some(pool) => x.fill_u8_with(pool, indices.len(), f, 1.0 / 255.0, |r| image(indices[r])),
+            None => x.fill_u8(indices.iter().map(|&i| image(i)), f, 1.0 / 255.0),
+        }
     }
 
     /// Asks the CPU to start loading the images named by `indices` into its

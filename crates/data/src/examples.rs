@@ -6,7 +6,7 @@
 use crate::{CsvTable, CsvTarget, DataError, Dataset, FILES, Result, candidates, content_sha256, find_file};
 use backprop_nn::checkpoint::record::DataFileRecord;
 use backprop_nn::{Examples, Features, TargetShape, TargetsMut};
-use backprop_tensor::SparseRows;
+use backprop_tensor::{SparseRows, ThreadPool};
 use ndarray::{Array2, ArrayViewMut2};
 use std::path::Path;
 
@@ -38,6 +38,16 @@ impl Examples for Dataset {
         match y {
             TargetsMut::Classes(y) => {
                 self.gather_sparse_into(indices, x, y);
+                true
+            }
+            TargetsMut::Values(_) => false,
+        }
+    }
+
+    fn gather_sparse_on(&self, indices: &[u32], x: &mut SparseRows, y: TargetsMut<'_>, pool: &ThreadPool) -> bool {
+        match y {
+            TargetsMut::Classes(y) => {
+                self.gather_sparse_into_with(indices, x, y, Some(pool));
                 true
             }
             TargetsMut::Values(_) => false,

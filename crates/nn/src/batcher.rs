@@ -160,12 +160,13 @@ impl Batcher {
         if let Some(pool) = pool {
             data.prepare(indices, pool);
         }
-        let compressed = sparse
-            && data.gather_sparse(
-                indices,
-                &mut self.sparse,
-                targets_mut(self.target, &mut self.classes, &mut self.values, m),
-            );
+        let compressed = sparse && {
+            let y = targets_mut(self.target, &mut self.classes, &mut self.values, m);
+            match pool {
+                Some(pool) => data.gather_sparse_on(indices, &mut self.sparse, y, pool),
+                None => data.gather_sparse(indices, &mut self.sparse, y),
+            }
+        };
         if !compressed {
             data.gather(
                 indices,

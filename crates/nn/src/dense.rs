@@ -2,7 +2,9 @@
 //! `A = f(Z)`, and its parameter gradients.
 
 use crate::{Activation, Init};
-use backprop_tensor::{Op, Rng, SparseRows, ThreadPool, add_row_broadcast, gemm_with, sparse_gemm_with, sum_rows_into};
+use backprop_tensor::{
+    Op, Rng, SparseRows, ThreadPool, add_row_broadcast, gemm_with, sparse_affine_with, sparse_gemm_with, sum_rows_into,
+};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
 /// Below this fraction of non-zero inputs, products with the network input
@@ -94,10 +96,19 @@ impl Dense {
         mut z: ArrayViewMut2<'_, f32>,
         a: Option<ArrayViewMut2<'_, f32>>,
     ) {
-        match a_prev {
-            Input::Dense(a_prev) => gemm_with(pool, 1.0, a_prev, self.w.view(), 0.0, &mut z),
-            Input::Sparse(a_prev) => sparse_gemm_with(pool, 1.0, a_prev, Op::Plain, self.w.view(), 0.0, &mut z),
-        }
+        let a_prev = match a_prev {
+            Input::Dense(a_prev) => a_prev,
+            // The bias and the activation are applied by the product's
+            // tasks, row by row as they finish (the same bits).
+            Input::Sparse(x) if self.activation == Activation::Relu => {
+                return sparse_affine_with(pool, x, self.w.view(), self.b.view(), &mut z, a, |z| z.max(0.0));
+            }
+            Input::Sparse(x) => {
+                let f = self.activation;
+                return sparse_affine_with(pool, x, self.w.view(), self.b.view(), &mut z, a, |z| f.apply(z));
+            }
+        };
+        gemm_with(pool, 1.0, a_prev, self.w.view(), 0.0, &mut z);
         match a {
             None => add_row_broadcast(z, self.b.view()),
             // ReLU gets a loop of its own, so the hot path has no branch on

@@ -113,6 +113,15 @@ pub trait Examples: Sync {
         false
     }
 
+    /// [`Examples::gather_sparse`], free to compress with `pool`'s threads
+    /// (the trainer's, idle while the batch is made): the same bits
+    /// whatever the number of threads. The default compresses on the
+    /// calling thread.
+    fn gather_sparse_on(&self, indices: &[u32], x: &mut SparseRows, y: TargetsMut<'_>, pool: &ThreadPool) -> bool {
+        let _ = pool;
+        self.gather_sparse(indices, x, y)
+    }
+
     /// Called by the trainer before it gathers the batches of epoch `epoch`
     /// (counted from 0, so a resumed run passes the epoch it resumes at):
     /// sources whose examples change from epoch to epoch, such as random

@@ -83,6 +83,10 @@ impl<E: Examples + ?Sized> Examples for Subset<'_, E> {
         self.with_mapped(indices, |m| self.base.gather_sparse(m, x, y))
     }
 
+    fn gather_sparse_on(&self, indices: &[u32], x: &mut SparseRows, y: TargetsMut<'_>, pool: &ThreadPool) -> bool {
+        self.with_mapped(indices, |m| self.base.gather_sparse_on(m, x, y, pool))
+    }
+
     fn start_epoch(&self, epoch: usize) {
         self.base.start_epoch(epoch);
     }

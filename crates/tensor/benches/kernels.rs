@@ -45,6 +45,10 @@ fn kernels(c: &mut Criterion) {
         c.bench_function(&format!("sparse X*W1 (64x784x128, 20% dense), {t} threads"), |bench| {
             bench.iter(|| sparse_gemm_with(&pool, 1.0, &sparse, Op::Plain, w1.view(), 0.0, &mut z1.view_mut()))
         });
+        let mut packed = SparseRows::with_capacity(b, n_in);
+        c.bench_function(&format!("compress a u8 batch (64x784), {t} threads"), |bench| {
+            bench.iter(|| packed.fill_u8_with(&pool, b, n_in, 1.0 / 255.0, |i| &bytes[i * n_in..(i + 1) * n_in]))
+        });
         let mut dw1 = Array2::zeros((n_in, h));
         c.bench_function(&format!("sparse X^T*delta1 (784x64x128), {t} threads"), |bench| {
             bench.iter(|| {

@@ -7,7 +7,10 @@
 //!   transposed stride views (`x.t()`) at no cost: a register-blocked kernel
 //!   when `B` and `C` have contiguous rows, `matrixmultiply` otherwise;
 //! - [`sparse_gemm`]: the same product for a left operand that is mostly
-//!   zeros (MNIST pixels), stored once per batch as [`SparseRows`];
+//!   zeros (MNIST pixels), stored once per batch as [`SparseRows`] (filled
+//!   on the pool's threads by [`SparseRows::fill_u8_with`]), and
+//!   [`sparse_affine_with`], the layer's forward product with its bias and
+//!   activation applied as each row finishes;
 //! - [`add_row_broadcast`], [`sum_rows_into`]: bias add and its adjoint;
 //! - [`relu_inplace`], [`relu_backward_inplace`]: ReLU and its derivative,
 //!   evaluated at the pre-activation;
@@ -32,6 +35,7 @@ mod reduce;
 mod rng;
 mod softmax;
 mod sparse;
+mod stripes;
 
 pub use activation::{relu_backward_inplace, relu_inplace};
 pub use axpy::axpy_with;
@@ -41,7 +45,7 @@ pub use pool::ThreadPool;
 pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};
 pub use rng::{Rng, RngState};
 pub use softmax::{log_softmax_rows, softmax_rows};
-pub use sparse::{Op, SparseRows, sparse_gemm, sparse_gemm_with};
+pub use sparse::{Op, SparseRows, sparse_affine_with, sparse_gemm, sparse_gemm_with};
 
 #[cfg(test)]
 mod naive;

@@ -13,25 +13,30 @@
 
 use crate::ThreadPool;
 use crate::pool::SharedMut;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 
 /// A compressed copy of a dense `(rows, cols)` matrix, in row-major (CSR) and
 /// column-major (CSC) order, in buffers reused from batch to batch.
 #[derive(Clone, Debug, Default)]
 pub struct SparseRows {
-    rows: usize,
-    cols: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
     /// CSR: the non-zeros of row `i` are `row_idx/row_val[row_ptr[i]..row_ptr[i + 1]]`.
-    row_ptr: Vec<usize>,
-    row_idx: Vec<u32>,
-    row_val: Vec<f32>,
+    pub(crate) row_ptr: Vec<usize>,
+    pub(crate) row_idx: Vec<u32>,
+    pub(crate) row_val: Vec<f32>,
     /// CSC: the non-zeros of column `j` are `col_idx/col_val[col_ptr[j]..col_ptr[j + 1]]`.
-    col_ptr: Vec<usize>,
-    col_idx: Vec<u32>,
-    col_val: Vec<f32>,
+    pub(crate) col_ptr: Vec<usize>,
+    pub(crate) col_idx: Vec<u32>,
+    pub(crate) col_val: Vec<f32>,
     /// Number of non-zeros; the buffers are longer, sized for the largest
     /// matrix seen, so compression can write without checking.
-    nnz: usize,
+    pub(crate) nnz: usize,
+    /// Scratch of the threaded fill ([`SparseRows::fill_u8_with`]): where
+    /// each (column stripe, row) piece of the CSR starts, stripe-major.
+    pub(crate) piece_start: Vec<usize>,
+    /// Scratch of the threaded fill: each stripe's first CSC entry.
+    pub(crate) col_start: Vec<usize>,
 }
 
 /// Which operand [`sparse_gemm`] multiplies: the stored matrix or its transpose.
@@ -64,6 +69,8 @@ impl SparseRows {
             col_idx: vec![0; max_nnz],
             col_val: vec![0.0; max_nnz],
             nnz: 0,
+            piece_start: Vec::new(),
+            col_start: Vec::new(),
         }
     }
 
@@ -112,7 +119,7 @@ impl SparseRows {
     /// Until [`SparseRows::finish`] the matrix reads as `(0, cols)` with
     /// empty columns, so a fill that panics half-way (a row of the wrong
     /// length) leaves nothing that could index outside an operand.
-    fn start(&mut self, rows: usize, cols: usize) {
+    pub(crate) fn start(&mut self, rows: usize, cols: usize) {
         self.rows = 0;
         self.cols = cols;
         self.nnz = 0;
@@ -136,8 +143,6 @@ impl SparseRows {
     /// Builds the CSC copy from the finished CSR of `nnz` entries.
     fn finish(&mut self, nnz: usize) {
         let (rows, cols) = (self.row_ptr.len() - 1, self.cols);
-        self.rows = rows;
-        self.nnz = nnz;
         self.col_ptr.clear();
         self.col_ptr.resize(cols + 1, 0);
         for &j in &self.row_idx[..nnz] {
@@ -159,9 +164,36 @@ impl SparseRows {
                 cursor[j] += 1;
             }
         }
-        // Each cursor now sits at its column's end, the next column's start.
+        self.finish_columns(nnz);
+    }
+
+    /// Completes a fill of `nnz` entries whose CSR is written and whose CSC
+    /// was sorted with `col_ptr[j]` as column j's cursor: each cursor now
+    /// sits at its column's end, the next column's start, so shifting them
+    /// up one gives the column pointers. Only then does the matrix read as
+    /// its full size.
+    pub(crate) fn finish_columns(&mut self, nnz: usize) {
+        let cols = self.cols;
         self.col_ptr.copy_within(0..cols, 1);
         self.col_ptr[0] = 0;
+        self.rows = self.row_ptr.len() - 1;
+        self.nnz = nnz;
+    }
+
+    /// Whether `self` and `other` hold the same matrix in the same bytes:
+    /// dimensions, pointers, and the stored entries of both orientations.
+    #[cfg(test)]
+    pub(crate) fn same_bytes(&self, other: &SparseRows) -> bool {
+        let n = self.nnz;
+        let bits = |v: &[f32]| v[..n].iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        self.dim() == other.dim()
+            && n == other.nnz
+            && self.row_ptr == other.row_ptr
+            && self.col_ptr == other.col_ptr
+            && self.row_idx[..n] == other.row_idx[..n]
+            && self.col_idx[..n] == other.col_idx[..n]
+            && bits(&self.row_val) == bits(&other.row_val)
+            && bits(&self.col_val) == bits(&other.col_val)
     }
 
     /// `(rows, cols)` of the stored matrix.
@@ -238,6 +270,9 @@ impl Entry for u8 {
     }
 }
 
+/// Pixels per run that compression tests for zeros at once.
+pub(crate) const RUN: usize = 16;
+
 /// Appends the non-zeros of `row`, times `scale`, at `idx/val[nnz..]` and
 /// returns the new count. Runs of 16 zeros (image borders) are skipped with
 /// one test; inside other runs every entry is written and the count advances
@@ -245,7 +280,6 @@ impl Entry for u8 {
 /// branches.
 #[inline]
 fn compress_row<T: Entry>(row: &[T], scale: f32, idx: &mut [u32], val: &mut [f32], nnz: usize) -> usize {
-    const RUN: usize = 16;
     let end = nnz + row.len();
     let (idx, val) = (&mut idx[nnz..end], &mut val[nnz..end]);
     let mut n = 0;
@@ -295,7 +329,7 @@ pub fn sparse_gemm(
     beta: f32,
     c: &mut ArrayViewMut2<'_, f32>,
 ) {
-    sparse_gemm_impl(None, alpha, x, op, b, beta, c);
+    sparse_gemm_impl(None, alpha, x, op, b, beta, c, |_, _| {});
 }
 
 /// [`sparse_gemm`] with rows of `C` shared out between the threads of
@@ -313,9 +347,66 @@ pub fn sparse_gemm_with(
     beta: f32,
     c: &mut ArrayViewMut2<'_, f32>,
 ) {
-    sparse_gemm_impl(Some(pool), alpha, x, op, b, beta, c);
+    sparse_gemm_impl(Some(pool), alpha, x, op, b, beta, c, |_, _| {});
 }
 
+/// A layer's forward product for a compressed input, with its element-wise
+/// work done where each row of `Z` is made: `Z = X W + 1 b^T`, then, when
+/// `a` is given, `A = f(Z)`. Each row gets the same operations in the same
+/// order as [`sparse_gemm_with`] followed by [`crate::add_row_broadcast`]
+/// (and `a = f(z)`), so the same bits; but the bias and the activation are
+/// applied by the pool's threads, to rows still in their caches, instead of
+/// in a pass of their own on the calling thread.
+///
+/// # Shapes
+/// `x: (m, k)`, `w: (k, n)`, `bias: (n)`, `z` and `a: (m, n)`; rows of `w`,
+/// `z` and `a` must be contiguous.
+///
+/// # Panics
+/// If the shapes do not chain or rows are not contiguous.
+#[track_caller]
+pub fn sparse_affine_with(
+    pool: &ThreadPool,
+    x: &SparseRows,
+    w: ArrayView2<'_, f32>,
+    bias: ArrayView1<'_, f32>,
+    z: &mut ArrayViewMut2<'_, f32>,
+    mut a: Option<ArrayViewMut2<'_, f32>>,
+    f: impl Fn(f32) -> f32 + Sync,
+) {
+    let (m, n) = z.dim();
+    assert!(
+        bias.len() == n && a.as_ref().is_none_or(|a| a.dim() == (m, n)),
+        "sparse_affine_with: bias of {} and A {:?} do not fit Z {:?}",
+        bias.len(),
+        a.as_ref().map(|a| a.dim()),
+        (m, n)
+    );
+    assert!(
+        n <= 1 || m == 0 || a.as_ref().is_none_or(|a| a.strides()[1] == 1),
+        "sparse_affine_with: rows of A must be contiguous"
+    );
+    let bias = bias.as_standard_layout();
+    let bias = bias.as_slice().expect("standard layout");
+    let a_rows = a.as_mut().map(|a| (SharedMut(a.as_mut_ptr()), a.strides()[0]));
+    sparse_gemm_impl(Some(pool), 1.0, x, Op::Plain, w, 0.0, z, |i, z_row| match a_rows {
+        None => z_row.iter_mut().zip(bias).for_each(|(z, &b)| *z += b),
+        Some((a_ptr, lda)) => {
+            // SAFETY: row i < m of A holds n contiguous elements (checked
+            // above), A is borrowed mutably for the whole call, and each
+            // row is finished by one task only.
+            let a_row = unsafe { std::slice::from_raw_parts_mut(a_ptr.get().offset(i as isize * lda), n) };
+            for ((z, a), &b) in z_row.iter_mut().zip(a_row).zip(bias) {
+                *z += b;
+                *a = f(*z);
+            }
+        }
+    });
+}
+
+/// The product, then `epilogue(i, row)` on each finished row `i` of `C`,
+/// by the task that computed it.
+#[allow(clippy::too_many_arguments)]
 #[track_caller]
 fn sparse_gemm_impl(
     pool: Option<&ThreadPool>,
@@ -325,6 +416,7 @@ fn sparse_gemm_impl(
     b: ArrayView2<'_, f32>,
     beta: f32,
     c: &mut ArrayViewMut2<'_, f32>,
+    epilogue: impl Fn(usize, &mut [f32]) + Sync,
 ) {
     let (m, k) = match op {
         Op::Plain => x.dim(),
@@ -373,6 +465,7 @@ fn sparse_gemm_impl(
                     std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).cast_const(), n)
                 };
                 row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_row, beta, c_row);
+                epilogue(i, c_row);
             }
         }
     };
@@ -530,6 +623,33 @@ mod tests {
                     sparse_gemm_with(&pool, 1.0, &sparse, op, b.view(), 0.0, &mut parallel.view_mut());
                     prop_assert_eq!(&serial, &parallel);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_affine_epilogue_gives_the_bits_of_the_separate_passes(m in 1usize..40, k in 1usize..60,
+                                                                     n in 1usize..150, seed: u64) {
+            let x = matrix(m, k, seed, 0.3);
+            let mut sparse = SparseRows::with_capacity(m, k);
+            sparse.fill(x.view());
+            let w = matrix(k, n, seed ^ 1, 1.0);
+            let bias = ndarray::Array1::from_iter(matrix(1, n, seed ^ 2, 1.0));
+            let mut z_want = Array2::zeros((m, n));
+            sparse_gemm(1.0, &sparse, Op::Plain, w.view(), 0.0, &mut z_want.view_mut());
+            crate::add_row_broadcast(z_want.view_mut(), bias.view());
+            let a_want = z_want.mapv(|z| z.max(0.0));
+            for threads in [1, 2, 3] {
+                let pool = ThreadPool::new(threads);
+                let mut z = Array2::from_elem((m, n), f32::NAN);
+                let mut a = Array2::from_elem((m, n), f32::NAN);
+                sparse_affine_with(&pool, &sparse, w.view(), bias.view(), &mut z.view_mut(), Some(a.view_mut()), |z| z.max(0.0));
+                prop_assert_eq!(&z, &z_want);
+                prop_assert_eq!(&a, &a_want);
+                let mut z_only = Array2::from_elem((m, n), f32::NAN);
+                sparse_affine_with(&pool, &sparse, w.view(), bias.view(), &mut z_only.view_mut(), None, |_| unreachable!());
+                prop_assert_eq!(&z_only, &z_want);
             }
         }
     }
