@@ -69,6 +69,7 @@ mod regularize;
 mod schedule;
 mod sgd;
 mod subset;
+mod thread_choice;
 mod train;
 mod workspace;
 

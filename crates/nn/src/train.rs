@@ -2,6 +2,7 @@
 //! pass, the loss, a backward pass and an optimiser step.
 
 use crate::regularize::{apply_max_norm, clip_global_norm};
+use crate::thread_choice::ThreadChoice;
 use crate::{
     Activation, Batcher, Dropout, Examples, Gradients, Init, Loss, Mlp, NnError, Optimizer, OptimizerConfig,
     OptimizerState, Result, SPARSE_INPUT_DENSITY, Schedule, TargetShape, Targets, Workspace,
@@ -294,6 +295,9 @@ pub struct Trainer {
     /// Whether training batches are compressed (mostly-zero inputs), decided
     /// once from the data's density.
     sparse_input: Option<bool>,
+    /// Whether steps run on the pool's threads or its caller alone, chosen
+    /// by timing both (results are the same either way).
+    thread_choice: ThreadChoice,
     dropout: Dropout,
     /// Whether any hidden layer drops units.
     dropping: bool,
@@ -422,6 +426,7 @@ impl Trainer {
             epoch: state.epoch,
             step: state.step,
             sparse_input: None,
+            thread_choice: ThreadChoice::new(),
         })
     }
 
@@ -458,7 +463,9 @@ impl Trainer {
             .sparse_input
             .get_or_insert_with(|| data.density().is_some_and(|d| d < SPARSE_INPUT_DENSITY));
         let total_steps = (self.config.epochs * n_batches) as u64;
+        let mut step_start = Instant::now();
         for i in 0..n_batches {
+            self.thread_choice.apply(self.workspace.pool());
             let (x, targets) = self.batcher.batch_on(data, i, sparse, self.workspace.pool());
             let c = &self.config;
             let rate = c.schedule.rate(
@@ -486,6 +493,7 @@ impl Trainer {
                     .loss_backward(x, c.loss, targets, &mut self.workspace, &mut self.grads),
             };
             if !loss.is_finite() {
+                self.workspace.pool().set_alone(false);
                 return Err(self.diverged("the batch loss"));
             }
             loss_sum += f64::from(loss) * targets.len() as f64;
@@ -498,8 +506,14 @@ impl Trainer {
                 apply_max_norm(&mut self.model, max, &mut self.norms);
             }
             self.step += 1;
+            let now = Instant::now();
+            self.thread_choice.record((now - step_start).as_secs_f32());
+            step_start = now;
             on_batch(i + 1, n_batches, loss);
         }
+        // Whatever the steps chose, evaluation and other callers of the pool
+        // get its threads.
+        self.workspace.pool().set_alone(false);
         // The last update may have overflowed with no loss left to show it.
         let finite = |l: &crate::Dense| l.w.iter().chain(&l.b).all(|v| v.is_finite());
         let norm_finite = |n: &crate::BatchNorm| {
@@ -534,6 +548,7 @@ impl Trainer {
     /// and sums in a fixed order.
     pub fn set_threads(&mut self, threads: usize) {
         let pool = Arc::new(ThreadPool::new(threads));
+        self.thread_choice = ThreadChoice::new();
         self.workspace = Workspace::with_pool(&self.config.sizes, self.workspace.max_batch(), pool);
         self.workspace.set_training(true);
     }

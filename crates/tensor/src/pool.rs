@@ -192,6 +192,8 @@ pub struct ThreadPool {
     /// Serialises `run` calls from different threads, and holds the
     /// caller's tally of its workers.
     health: Mutex<Health>,
+    /// Run everything on the calling thread ([`ThreadPool::set_alone`]).
+    alone: AtomicBool,
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -246,6 +248,7 @@ impl ThreadPool {
             shared,
             workers,
             health: Mutex::new(Health::new()),
+            alone: AtomicBool::new(false),
         }
     }
 
@@ -266,6 +269,21 @@ impl ThreadPool {
         }
     }
 
+    /// With `true`, runs every task on the calling thread, as a pool of one
+    /// thread would, until set back to `false`; the workers park. Results
+    /// do not change: which thread runs a task never changes its result.
+    /// For a caller that measures whether the other threads pay off (the
+    /// trainer of `backprop-nn` times its steps both ways).
+    pub fn set_alone(&self, alone: bool) {
+        self.alone.store(alone, Ordering::Relaxed);
+    }
+
+    /// Whether [`ThreadPool::set_alone`] has the calling thread run
+    /// everything.
+    pub fn is_alone(&self) -> bool {
+        self.alone.load(Ordering::Relaxed)
+    }
+
     /// How many runs so far went on the calling thread alone because the
     /// workers were costing more time than they saved (see the module docs).
     pub fn runs_alone(&self) -> u64 {
@@ -284,7 +302,7 @@ impl ThreadPool {
             n_tasks <= MAX_TASKS,
             "ThreadPool::run: {n_tasks} tasks exceed {MAX_TASKS}"
         );
-        if self.n_threads == 1 || n_tasks <= 1 {
+        if self.n_threads == 1 || n_tasks <= 1 || self.is_alone() {
             (0..n_tasks).for_each(task);
             return;
         }
@@ -529,6 +547,26 @@ mod tests {
         // tasks in at most the first window's runs.
         assert!(pool.runs_alone() >= 100, "{} runs alone", pool.runs_alone());
         assert!(on_worker.load(Ordering::Relaxed) <= 4 * 64);
+    }
+
+    #[test]
+    fn set_alone_runs_every_task_on_the_caller_until_set_back() {
+        let pool = ThreadPool::new(2);
+        let caller = thread::current().id();
+        let elsewhere = AtomicU32::new(0);
+        let task = |_| {
+            thread::sleep(Duration::from_millis(1));
+            if thread::current().id() != caller {
+                elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        pool.set_alone(true);
+        assert!(pool.is_alone());
+        pool.run(16, &task);
+        assert_eq!(elsewhere.load(Ordering::Relaxed), 0);
+        pool.set_alone(false);
+        pool.run(64, &task);
+        assert!(elsewhere.load(Ordering::Relaxed) > 0);
     }
 
     #[test]
