@@ -144,7 +144,7 @@ pub fn evaluate_in(
             .zip(targets)
             .map(Mutex::new)
             .collect();
-        let n_tasks = pool.n_threads().min(n_chunks).max(1);
+        let n_tasks = pool.active_threads().min(n_chunks).max(1);
         let task = |t: usize| {
             let mut ws = Workspace::new(&sizes, chunk);
             let mut x = Array2::zeros((chunk, model.n_inputs()));

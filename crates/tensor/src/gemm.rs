@@ -232,7 +232,7 @@ fn blocked_on(
 ) {
     let m = a.nrows();
     let operands = Operands::new(alpha, a, b, beta, c);
-    let n_tasks = pool.map_or(1, |p| 4 * p.n_threads()).min(m.div_ceil(MR));
+    let n_tasks = pool.map_or(1, |p| 4 * p.active_threads()).min(m.div_ceil(MR));
     let task = |t: usize| {
         // Whole tiles of rows per task, split as evenly as possible.
         let tiles = m.div_ceil(MR);

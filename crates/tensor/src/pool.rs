@@ -278,6 +278,14 @@ impl ThreadPool {
         self.alone.store(alone, Ordering::Relaxed);
     }
 
+    /// The threads that take part in a run now: 1 while
+    /// [`ThreadPool::set_alone`] holds, else [`ThreadPool::n_threads`].
+    /// Kernels size their split of the work by it, so a pool set alone
+    /// works exactly as a pool of one thread (the same bits either way).
+    pub fn active_threads(&self) -> usize {
+        if self.is_alone() { 1 } else { self.n_threads }
+    }
+
     /// Whether [`ThreadPool::set_alone`] has the calling thread run
     /// everything.
     pub fn is_alone(&self) -> bool {

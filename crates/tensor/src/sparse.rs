@@ -442,7 +442,7 @@ fn sparse_gemm_impl(
     let ldc = c.strides()[0];
     let b_ptr = SharedMut(b.as_ptr().cast_mut());
     let c_ptr = SharedMut(c.as_mut_ptr());
-    let n_tasks = pool.map_or(1, |p| 4 * p.n_threads()).min(m);
+    let n_tasks = pool.map_or(1, |p| 4 * p.active_threads()).min(m);
     let task = |t: usize| {
         // Balance by non-zeros, not rows: task t takes the rows whose
         // entries start in its share of `0..nnz`.

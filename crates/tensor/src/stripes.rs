@@ -45,7 +45,7 @@ impl SparseRows {
         scale: f32,
         row: impl Fn(usize) -> &'r [u8] + Sync,
     ) {
-        if pool.n_threads() == 1 {
+        if pool.active_threads() == 1 {
             // One thread gains nothing from stripes, and their count pass
             // costs more than the serial fill's sort by column.
             return self.fill_u8((0..rows).map(row), cols, scale);
@@ -59,7 +59,7 @@ impl SparseRows {
             );
         }
         let runs = cols.div_ceil(RUN);
-        let n_stripes = (STRIPES_PER_THREAD * pool.n_threads()).min(runs).max(1);
+        let n_stripes = (STRIPES_PER_THREAD * pool.active_threads()).min(runs).max(1);
         // Stripe s covers columns edges[s]..edges[s + 1], whole runs of 16.
         let edge = |s: usize| (runs * s / n_stripes * RUN).min(cols);
         let pieces = n_stripes * rows;

@@ -76,7 +76,7 @@ pub(super) unsafe fn gemm(
     // shapes, 195-205 GFLOP/s, against 160-195 with two tasks per thread and
     // 155-175 with four. Columns first (each column group packs its panels of
     // B once per row block), then rows, never more than MC rows in a block.
-    let target = pool.map_or(1, |p| p.n_threads());
+    let target = pool.map_or(1, |p| p.active_threads());
     let col_groups = n_panels.min(target);
     let row_blocks = m_tiles.div_ceil(MC / MR).max(target.div_ceil(col_groups)).min(m_tiles);
     let n_tasks = col_groups * row_blocks;
