@@ -168,7 +168,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{name:>26}: median {m:.3} s");
     }
     println!(
-        "slowed / normal: {:.2}x (period {} us; {alone} runs went without the worker)",
+        "slowed / normal: {:.2}x (period {} us; the pool's stall check left the worker out of {alone} runs)",
         medians[1] / medians[0],
         period.as_micros()
     );

@@ -253,12 +253,21 @@ mod tests {
             l2: 0.01,
             shrink: 0.99999,
         };
-        let (mut t1, mut m1, mut v1) = (theta.clone(), m.clone(), v.clone());
-        update_portable(&mut t1, &grad, &mut m1, &mut v1, &k);
-        let (mut t2, mut m2, mut v2) = (theta, m, v);
-        update(&mut t2, &grad, &mut m2, &mut v2, &k);
-        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!((bits(&t1), bits(&m1), bits(&v1)), (bits(&t2), bits(&m2), bits(&v2)));
+        assert_same_bits(update_portable, update, [&theta, &grad, &m, &v], &k, "AVX2 vs portable");
+    }
+
+    /// An update's signature: theta, grad, m, v, constants.
+    type Update = fn(&mut [f32], &[f32], &mut [f32], &mut [f32], &Constants);
+
+    /// Runs `want` and `got` on copies of the same `[theta, grad, m, v]`
+    /// and asserts that they leave the same bits in theta, m and v.
+    fn assert_same_bits(want: Update, got: Update, [theta, grad, m, v]: [&[f32]; 4], k: &Constants, what: &str) {
+        let run = |update: Update| {
+            let (mut t, mut m, mut v) = (theta.to_vec(), m.to_vec(), v.to_vec());
+            update(&mut t, grad, &mut m, &mut v, k);
+            [t, m, v].map(|x| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+        };
+        assert_eq!(run(want), run(got), "{what}");
     }
 
     /// The first version's update, dividing by the corrections always,
@@ -295,7 +304,6 @@ mod tests {
         let (theta, grad, m) = (with_specials(1.0), with_specials(10.0), with_specials(0.1));
         let mut v: Vec<f32> = draw(0.01).iter().map(|x| x * x).collect();
         v[..3].copy_from_slice(&[0.0, f32::from_bits(1), 1e30]);
-        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         // Step 1, step 200 (beta1's correction is 1.0) and step 20,000 (both
         // are), with PyTorch's betas.
         let correction = |beta: f64, t: i32| (1.0 - beta.powi(t)) as f32;
@@ -312,15 +320,8 @@ mod tests {
                     shrink,
                 };
                 assert_eq!((k.correction1 == 1.0, k.correction2 == 1.0), (t > 1, t > 200));
-                let (mut t1, mut m1, mut v1) = (theta.clone(), m.clone(), v.clone());
-                reference_update(&mut t1, &grad, &mut m1, &mut v1, &k);
-                let (mut t2, mut m2, mut v2) = (theta.clone(), m.clone(), v.clone());
-                update(&mut t2, &grad, &mut m2, &mut v2, &k);
-                assert_eq!(
-                    (bits(&t1), bits(&m1), bits(&v1)),
-                    (bits(&t2), bits(&m2), bits(&v2)),
-                    "step {t}"
-                );
+                let what = format!("step {t}, l2 {l2}, shrink {shrink}");
+                assert_same_bits(reference_update, update, [&theta, &grad, &m, &v], &k, &what);
             }
         }
         // And beta2's correction at 1.0 before beta1's (a beta2 below
@@ -335,11 +336,7 @@ mod tests {
             l2: 0.0,
             shrink: 1.0,
         };
-        let (mut t1, mut m1, mut v1) = (theta.clone(), m.clone(), v.clone());
-        reference_update(&mut t1, &grad, &mut m1, &mut v1, &k);
-        let (mut t2, mut m2, mut v2) = (theta, m, v);
-        update(&mut t2, &grad, &mut m2, &mut v2, &k);
-        assert_eq!((bits(&t1), bits(&m1), bits(&v1)), (bits(&t2), bits(&m2), bits(&v2)));
+        assert_same_bits(reference_update, update, [&theta, &grad, &m, &v], &k, "beta2 = 0");
     }
 
     #[test]

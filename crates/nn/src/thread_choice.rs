@@ -48,6 +48,9 @@ pub(crate) struct ThreadChoice {
     current: [f32; WINDOW],
     other: [f32; WINDOW],
     filled: usize,
+    /// Tests only: switch mode on every step, whatever the times.
+    #[cfg(test)]
+    flip_every_step: bool,
 }
 
 impl ThreadChoice {
@@ -59,6 +62,18 @@ impl ThreadChoice {
             current: [0.0; WINDOW],
             other: [0.0; WINDOW],
             filled: 0,
+            #[cfg(test)]
+            flip_every_step: false,
+        }
+    }
+
+    /// A choice that switches between threads and alone on every step, to
+    /// test that switching changes no bit.
+    #[cfg(test)]
+    pub(crate) fn flipping() -> Self {
+        Self {
+            flip_every_step: true,
+            ..Self::new()
         }
     }
 
@@ -76,6 +91,11 @@ impl ThreadChoice {
 
     /// Records that the step just run took `seconds`.
     pub(crate) fn record(&mut self, seconds: f32) {
+        #[cfg(test)]
+        if self.flip_every_step {
+            self.alone = !self.alone;
+            return;
+        }
         match self.phase {
             Phase::Running(0) => {
                 self.phase = Phase::Measuring;

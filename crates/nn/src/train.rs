@@ -618,3 +618,69 @@ impl Trainer {
         self.epoch >= self.config.epochs
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Features, OptimizerConfig};
+    use ndarray::Array2;
+
+    /// Switching between the pool's threads and its caller alone on every
+    /// step (what the thread choice may do at any step) trains the same
+    /// bits as staying on either: with Adam and dropout, on 2 and 3 threads.
+    #[test]
+    fn switching_threads_on_every_step_changes_no_bit() {
+        let mut rng = Rng::seed_from_u64(3);
+        let (n, d) = (300, 40);
+        // Mostly zeros, like pixels.
+        let x = Array2::from_shape_simple_fn((n, d), || if rng.below(4) == 0 { rng.normal() as f32 } else { 0.0 });
+        let labels: Vec<usize> = (0..n).map(|i| i % 5).collect();
+        let data = Features::classification(x, labels, 5).unwrap();
+        let config = TrainConfig {
+            sizes: vec![d, 64, 32, 5],
+            epochs: 3,
+            batch_size: 16,
+            learning_rate: 0.01,
+            optimizer: OptimizerConfig::ADAM,
+            dropout: vec![0.3],
+            ..TrainConfig::default()
+        };
+        let train = |threads: usize, flip: bool| {
+            let mut trainer = Trainer::new(config.clone(), n).unwrap();
+            trainer.set_threads(threads);
+            if flip {
+                trainer.thread_choice = ThreadChoice::flipping();
+            }
+            let pool = Arc::clone(trainer.pool());
+            let (mut alone, mut steps) = (0, 0);
+            while !trainer.is_done() {
+                trainer
+                    .train_epoch(&data, |_, _, _| {
+                        // `on_batch` runs after the step, in the mode it ran.
+                        alone += usize::from(pool.is_alone());
+                        steps += 1;
+                    })
+                    .unwrap();
+            }
+            assert!(!pool.is_alone(), "evaluation gets the threads back");
+            let params: Vec<u32> = trainer
+                .model()
+                .layers()
+                .iter()
+                .flat_map(|l| l.w.iter().chain(&l.b))
+                .map(|v| v.to_bits())
+                .collect();
+            (params, alone, steps)
+        };
+        let (one, _, _) = train(1, false);
+        for threads in [2, 3] {
+            let (switching, alone, steps) = train(threads, true);
+            assert!(
+                alone > steps / 3 && alone < 2 * steps / 3,
+                "{alone} of {steps} steps alone"
+            );
+            assert_eq!(switching, one, "{threads} threads, switching");
+            assert_eq!(train(threads, false).0, one, "{threads} threads");
+        }
+    }
+}

@@ -778,4 +778,35 @@ mod tests {
         let mut c = Array2::<f32>::zeros((2, 5));
         gemm(1.0, a.view(), b.view(), 0.0, &mut c.view_mut());
     }
+
+    /// A scratch of the wrong shape is refused, naming both shapes, for a
+    /// product small enough to need it and for one the packed kernel takes
+    /// without it alike.
+    #[test]
+    fn a_wrong_scratch_for_b_transposed_panics_with_both_shapes() {
+        let pool = ThreadPool::new(1);
+        for (m, k, n) in [(2, 3, 4), (128, 64, 512)] {
+            let a = Array2::<f32>::zeros((m, k));
+            let b = Array2::<f32>::zeros((n, k));
+            let mut c = Array2::<f32>::zeros((m, n));
+            let mut scratch = Array2::<f32>::zeros((n, k));
+            let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                gemm_transposed_b_with(
+                    &pool,
+                    1.0,
+                    a.view(),
+                    b.view(),
+                    &mut scratch.view_mut(),
+                    0.0,
+                    &mut c.view_mut(),
+                );
+            }))
+            .expect_err("a (n, k) scratch for a (k, n) B^T");
+            let message = err.downcast_ref::<String>().expect("a formatted message");
+            assert!(
+                message.contains(&format!("scratch is ({n}, {k}), B^T is ({k}, {n})")),
+                "{message}"
+            );
+        }
+    }
 }
