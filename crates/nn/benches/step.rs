@@ -4,11 +4,15 @@
 //! (its masks drawn every step). Then a whole step of a wide network,
 //! 784-1024-1024-10 at batch 128: SGD, and Adam with dropout 0.5.
 //!
+//! Last, evaluating the seed network on a test set's worth (10,000) of
+//! images, as the trainer does after every epoch.
+//!
 //! `cargo bench -p backprop-nn --bench step` (a filter after `--`, such as
-//! `784-1024`, runs a part).
+//! `784-1024` or `evaluate`, runs a part).
 
 use backprop_nn::{
     Batcher, Dropout, Examples, Gradients, Loss, Mlp, Optimizer, OptimizerConfig, TargetShape, TargetsMut, Workspace,
+    evaluate_in,
 };
 use backprop_tensor::{Rng, SparseRows, ThreadPool};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -60,8 +64,12 @@ impl Examples for Images {
 }
 
 fn dataset() -> Images {
+    images(4096)
+}
+
+/// `n` images of the kind [`dataset`] makes.
+fn images(n: usize) -> Images {
     let mut rng = Rng::seed_from_u64(1);
-    let n = 4096;
     let pixels = (0..n * 784)
         .map(|_| if rng.below(5) == 0 { rng.below(256) as u8 } else { 0 })
         .collect();
@@ -172,6 +180,21 @@ fn wide_step(c: &mut Criterion) {
     }
 }
 
+/// The seed network (784-128-10, as initialised) evaluated on 10,000
+/// images: compressing them, the forward passes, the loss and accuracy.
+fn evaluation(c: &mut Criterion) {
+    let data = images(10_000);
+    let model = Mlp::new(&[784, 128, 10], &mut Rng::seed_from_u64(2)).expect("valid sizes");
+    for threads in [1, 2] {
+        let pool = Arc::new(ThreadPool::new(threads));
+        pool.pin_caller();
+        c.bench_function(
+            &format!("evaluate 784-128-10 on 10000 images, {threads} threads"),
+            |bench| bench.iter(|| evaluate_in(&pool, &model, &data, |_, _, _| {}).expect("evaluates")),
+        );
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
@@ -182,4 +205,9 @@ criterion_group! {
     config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(4));
     targets = wide_step
 }
-criterion_main!(benches, wide);
+criterion_group! {
+    name = eval;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
+    targets = evaluation
+}
+criterion_main!(benches, wide, eval);

@@ -5,10 +5,16 @@ use crate::train::check_fits;
 use crate::{Examples, Input, Loss, Mlp, Result, SPARSE_INPUT_DENSITY, TargetShape, Targets, TargetsMut, Workspace};
 use backprop_tensor::{SparseRows, ThreadPool, argmax_rows};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Rows evaluated per forward pass.
+/// Rows whose metrics are summed together (the loss is a sum of chunk
+/// means, so this fixes its rounding).
 const CHUNK: usize = 256;
+
+/// Rows gathered and sent forward at once: few enough that the compressed
+/// rows, the activations and the first layer's weights stay in a core's L2.
+const PIECE: usize = 64;
 
 /// How well a model does on a dataset.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -121,11 +127,13 @@ pub fn evaluate_in(
     let n = data.len();
     let chunk = CHUNK.min(n.max(1));
     let n_chunks = n.div_ceil(chunk);
+    let piece = PIECE.min(n.max(1));
+    let n_pieces = n.div_ceil(piece);
     let sparse = data.density().is_some_and(|d| d < SPARSE_INPUT_DENSITY);
 
-    // The forward passes: chunks shared out between threads, each thread with
-    // buffers of its own. Each chunk's outputs are the same bits whichever
-    // thread computes them.
+    // The forward passes: pieces claimed by the threads as they free up, each
+    // thread with buffers of its own. A row's outputs are the same bits
+    // whichever thread computes them, in whichever piece.
     let mut outputs = Array2::<f32>::zeros((n, model.n_outputs()));
     let (mut classes, mut values) = match target {
         TargetShape::Classes(_) => (vec![0usize; n], Array2::zeros((0, 0))),
@@ -133,32 +141,41 @@ pub fn evaluate_in(
     };
     {
         let targets: Vec<TargetsMut<'_>> = match target {
-            TargetShape::Classes(_) => classes.chunks_mut(chunk).map(TargetsMut::Classes).collect(),
+            TargetShape::Classes(_) => classes.chunks_mut(piece).map(TargetsMut::Classes).collect(),
             TargetShape::Values(_) => values
-                .axis_chunks_iter_mut(Axis(0), chunk)
+                .axis_chunks_iter_mut(Axis(0), piece)
                 .map(TargetsMut::Values)
                 .collect(),
         };
         let slots: Vec<Mutex<(ArrayViewMut2<'_, f32>, TargetsMut<'_>)>> = outputs
-            .axis_chunks_iter_mut(Axis(0), chunk)
+            .axis_chunks_iter_mut(Axis(0), piece)
             .zip(targets)
             .map(Mutex::new)
             .collect();
-        let n_tasks = pool.active_threads().min(n_chunks).max(1);
-        let task = |t: usize| {
-            let mut ws = Workspace::new(&sizes, chunk);
-            let mut x = Array2::zeros((chunk, model.n_inputs()));
-            let mut x_sparse = SparseRows::with_capacity(if sparse { chunk } else { 0 }, model.n_inputs());
-            let mut indices = Vec::with_capacity(chunk);
-            for c in (t..n_chunks).step_by(n_tasks) {
+        let next = AtomicUsize::new(0);
+        let n_tasks = pool.active_threads().min(n_pieces).max(1);
+        let task = |_: usize| {
+            let mut ws = Workspace::new(&sizes, piece);
+            let mut x = Array2::zeros((if sparse { 0 } else { piece }, model.n_inputs()));
+            // Evaluation only goes forward: the CSR is all it needs.
+            let mut x_sparse = SparseRows::rows_only(if sparse { piece } else { 0 }, model.n_inputs());
+            let mut indices = Vec::with_capacity(piece);
+            loop {
+                let c = next.fetch_add(1, Ordering::Relaxed);
+                if c >= n_pieces {
+                    break;
+                }
                 let mut slot = slots[c].lock().unwrap_or_else(|e| e.into_inner());
                 let (out, y) = &mut *slot;
                 let rows = out.nrows();
                 indices.clear();
-                indices.extend((c * chunk..c * chunk + rows).map(|i| i as u32));
+                indices.extend((c * piece..c * piece + rows).map(|i| i as u32));
                 let input = if sparse && data.gather_sparse(&indices, &mut x_sparse, y.reborrow()) {
                     Input::Sparse(&x_sparse)
                 } else {
+                    if x.nrows() < rows {
+                        x = Array2::zeros((piece, model.n_inputs()));
+                    }
                     data.gather(&indices, x.slice_mut(s![..rows, ..]), y.reborrow());
                     Input::Dense(x.slice(s![..rows, ..]))
                 };
@@ -235,4 +252,74 @@ fn r2_score(predicted: ArrayView2<'_, f32>, target: ArrayView2<'_, f32>) -> f64 
         };
     }
     total / target.ncols() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Features;
+    use backprop_tensor::Rng;
+
+    /// [`Features`] that also hand out compressed batches, so evaluation
+    /// takes its sparse path (rows only, in pieces) on the same values.
+    struct Compressible(Features);
+
+    impl Examples for Compressible {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn n_features(&self) -> usize {
+            self.0.n_features()
+        }
+        fn target_shape(&self) -> TargetShape {
+            self.0.target_shape()
+        }
+        fn gather(&self, indices: &[u32], x: ArrayViewMut2<'_, f32>, y: TargetsMut<'_>) {
+            self.0.gather(indices, x, y);
+        }
+        fn density(&self) -> Option<f32> {
+            Some(0.1)
+        }
+        fn gather_sparse(&self, indices: &[u32], x: &mut SparseRows, y: TargetsMut<'_>) -> bool {
+            assert!(!x.has_columns(), "evaluation asks for rows only");
+            let mut dense = Array2::zeros((indices.len(), self.n_features()));
+            self.0.gather(indices, dense.view_mut(), y);
+            x.fill(dense.view());
+            true
+        }
+    }
+
+    /// 300 examples (pieces of 64 and chunks of 256, the last of each
+    /// partial), three quarters of the inputs zero.
+    fn data() -> Features {
+        let mut rng = Rng::seed_from_u64(7);
+        let x = Array2::from_shape_simple_fn((300, 40), || match rng.below(4) {
+            0 => rng.normal() as f32,
+            _ => 0.0,
+        });
+        let labels = (0..300).map(|_| rng.below(5) as usize).collect();
+        Features::classification(x, labels, 5).unwrap()
+    }
+
+    #[test]
+    fn the_sparse_path_gives_the_dense_paths_bits_on_any_threads() {
+        let model = Mlp::new(&[40, 16, 5], &mut Rng::seed_from_u64(8)).unwrap();
+        let dense = data();
+        let sparse = Compressible(data());
+        let run = |threads: usize, data: &dyn Examples| {
+            let mut logits = Vec::new();
+            let eval = evaluate_in(&Arc::new(ThreadPool::new(threads)), &model, data, |first, z, _| {
+                logits.push((first, z.iter().map(|v| v.to_bits()).collect::<Vec<_>>()));
+            })
+            .unwrap();
+            (eval, logits)
+        };
+        let want = run(1, &dense);
+        assert_eq!(want.0.n, 300);
+        assert_eq!(want.1.iter().map(|(first, _)| *first).collect::<Vec<_>>(), [0, 256]);
+        for threads in [1, 2, 3] {
+            assert!(run(threads, &sparse) == want, "sparse, {threads} threads");
+            assert!(run(threads, &dense) == want, "dense, {threads} threads");
+        }
+    }
 }

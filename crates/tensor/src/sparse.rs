@@ -37,6 +37,9 @@ pub struct SparseRows {
     pub(crate) piece_start: Vec<usize>,
     /// Scratch of the threaded fill: each stripe's first CSC entry.
     pub(crate) col_start: Vec<usize>,
+    /// Built by [`SparseRows::rows_only`]: fills skip the CSC, and products
+    /// with `X^T` are refused.
+    pub(crate) rows_only: bool,
 }
 
 /// Which operand [`sparse_gemm`] multiplies: the stored matrix or its transpose.
@@ -71,7 +74,28 @@ impl SparseRows {
             nnz: 0,
             piece_start: Vec::new(),
             col_start: Vec::new(),
+            rows_only: false,
         }
+    }
+
+    /// Like [`SparseRows::with_capacity`], but keeping only the CSR: fills
+    /// skip the sort by column, which is half the cost of compressing, and
+    /// the buffers take half the memory. For inputs that only go forward
+    /// (evaluation, prediction): products with `X` work as usual, products
+    /// with `X^T` panic.
+    pub fn rows_only(max_rows: usize, cols: usize) -> Self {
+        let max_nnz = max_rows * cols;
+        let mut x = Self::with_capacity(0, cols);
+        x.row_idx = vec![0; max_nnz];
+        x.row_val = vec![0.0; max_nnz];
+        x.rows_only = true;
+        x
+    }
+
+    /// Whether fills also build the CSC, so that products with `X^T` work:
+    /// false for a matrix made by [`SparseRows::rows_only`].
+    pub fn has_columns(&self) -> bool {
+        !self.rows_only
     }
 
     /// Replaces the contents with the non-zeros of `a`, growing the buffers
@@ -126,12 +150,14 @@ impl SparseRows {
         self.col_ptr.clear();
         self.col_ptr.resize(cols + 1, 0);
         let len = rows * cols;
-        for buffer in [&mut self.row_idx, &mut self.col_idx] {
+        let (col_len, rows_only) = if self.rows_only { (0, true) } else { (len, false) };
+        debug_assert!(!rows_only || self.col_idx.is_empty());
+        for (buffer, len) in [(&mut self.row_idx, len), (&mut self.col_idx, col_len)] {
             if buffer.len() < len {
                 buffer.resize(len, 0);
             }
         }
-        for buffer in [&mut self.row_val, &mut self.col_val] {
+        for (buffer, len) in [(&mut self.row_val, len), (&mut self.col_val, col_len)] {
             if buffer.len() < len {
                 buffer.resize(len, 0.0);
             }
@@ -140,9 +166,16 @@ impl SparseRows {
         self.row_ptr.push(0);
     }
 
-    /// Builds the CSC copy from the finished CSR of `nnz` entries.
+    /// Builds the CSC copy from the finished CSR of `nnz` entries (unless
+    /// the matrix keeps rows only).
     fn finish(&mut self, nnz: usize) {
         let (rows, cols) = (self.row_ptr.len() - 1, self.cols);
+        if self.rows_only {
+            // Every column pointer stays 0; `sparse_gemm` refuses `X^T`.
+            self.rows = rows;
+            self.nnz = nnz;
+            return;
+        }
         self.col_ptr.clear();
         self.col_ptr.resize(cols + 1, 0);
         for &j in &self.row_idx[..nnz] {
@@ -434,6 +467,10 @@ fn sparse_gemm_impl(
         n <= 1 || ((k == 0 || b.strides()[1] == 1) && (m == 0 || c.strides()[1] == 1)),
         "sparse_gemm: rows of B and C must be contiguous"
     );
+    assert!(
+        op == Op::Plain || !x.rows_only,
+        "sparse_gemm: X^T of a matrix made by SparseRows::rows_only, which keeps no columns"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -652,6 +689,56 @@ mod tests {
                 prop_assert_eq!(&z_only, &z_want);
             }
         }
+    }
+
+    proptest! {
+        #[test]
+        fn a_matrix_of_rows_only_keeps_the_csr_bytes_and_the_products_bits(
+            rows in 1usize..40, cols in 1usize..70, n in 1usize..140, seed: u64, threads in 1usize..4,
+        ) {
+            let mut rng = crate::Rng::seed_from_u64(seed);
+            let bytes: Vec<u8> = (0..rows * cols).map(|_| if rng.below(3) == 0 { rng.below(256) as u8 } else { 0 }).collect();
+            let pool = ThreadPool::new(threads);
+            let mut full = SparseRows::with_capacity(rows, cols);
+            full.fill_u8_with(&pool, rows, cols, 0.5, |i| &bytes[i * cols..(i + 1) * cols]);
+            let mut lean = SparseRows::rows_only(rows, cols);
+            prop_assert!(!lean.has_columns() && full.has_columns());
+            // Twice, the second time over a taller matrix's leftovers.
+            for _ in 0..2 {
+                lean.fill_u8_with(&pool, rows, cols, 0.5, |i| &bytes[i * cols..(i + 1) * cols]);
+                let n_nz = full.nnz();
+                prop_assert_eq!(lean.dim(), full.dim());
+                prop_assert_eq!(lean.nnz(), n_nz);
+                prop_assert_eq!(&lean.row_ptr, &full.row_ptr);
+                prop_assert_eq!(&lean.row_idx[..n_nz], &full.row_idx[..n_nz]);
+                let bits = |v: &[f32]| v[..n_nz].iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&lean.row_val), bits(&full.row_val));
+                prop_assert!(lean.col_idx.is_empty() && lean.col_val.is_empty(), "no CSC memory");
+                let b = matrix(cols, n, seed ^ 1, 1.0);
+                let (mut want, mut got) = (Array2::zeros((rows, n)), Array2::from_elem((rows, n), f32::NAN));
+                sparse_gemm_with(&pool, 1.0, &full, Op::Plain, b.view(), 0.0, &mut want.view_mut());
+                sparse_gemm_with(&pool, 1.0, &lean, Op::Plain, b.view(), 0.0, &mut got.view_mut());
+                prop_assert_eq!(got, want);
+                lean.fill(Array2::<f32>::ones((rows + 1, cols)).view());
+                prop_assert_eq!(lean.nnz(), (rows + 1) * cols);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "SparseRows::rows_only, which keeps no columns")]
+    fn a_matrix_of_rows_only_refuses_its_transpose() {
+        let mut x = SparseRows::rows_only(2, 3);
+        x.fill(ndarray::array![[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]].view());
+        let b = Array2::ones((2, 4));
+        sparse_gemm(
+            1.0,
+            &x,
+            Op::Transposed,
+            b.view(),
+            0.0,
+            &mut Array2::zeros((3, 4)).view_mut(),
+        );
     }
 
     proptest! {

@@ -45,9 +45,10 @@ impl SparseRows {
         scale: f32,
         row: impl Fn(usize) -> &'r [u8] + Sync,
     ) {
-        if pool.active_threads() == 1 {
+        if pool.active_threads() == 1 || self.rows_only {
             // One thread gains nothing from stripes, and their count pass
-            // costs more than the serial fill's sort by column.
+            // costs more than the serial fill's sort by column; a matrix of
+            // rows only has no sort by column to share out.
             return self.fill_u8((0..rows).map(row), cols, scale);
         }
         self.start(rows, cols);
