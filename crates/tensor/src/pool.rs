@@ -213,10 +213,14 @@ impl ThreadPool {
     /// If the operating system cannot start a thread.
     pub fn new(n_threads: usize) -> Self {
         let n_threads = match n_threads {
-            0 => thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => available_cpus(),
             n => n,
         };
         let n_workers = n_threads - 1;
+        // Take note of the CPUs before anything here pins this thread to one
+        // of them: the workers inherit this thread's affinity, so they must
+        // not read theirs.
+        available_cpus();
         let shared = Arc::new(Shared {
             state: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
@@ -252,6 +256,16 @@ impl ThreadPool {
         }
     }
 
+    /// Which thread of a pool the calling thread is: `w + 1` on worker `w`
+    /// of any pool, 0 on every other thread (a caller of
+    /// [`ThreadPool::run`] runs its share of the tasks as thread 0). For
+    /// tasks that keep scratch memory per thread rather than per task, so
+    /// that it stays in one core's caches instead of moving to whichever
+    /// core claims the task next.
+    pub fn thread_index() -> usize {
+        THREAD_INDEX.get()
+    }
+
     /// The number of threads, the caller's included.
     pub fn n_threads(&self) -> usize {
         self.n_threads
@@ -264,6 +278,7 @@ impl ThreadPool {
     /// affinity alone. Does nothing for a pool of one thread, or where
     /// affinity is not supported.
     pub fn pin_caller(&self) {
+        available_cpus();
         if self.n_threads > 1 {
             pin_to_cpu_index(0);
         }
@@ -354,7 +369,13 @@ impl ThreadPool {
     }
 }
 
+thread_local! {
+    /// [`ThreadPool::thread_index`] of this thread.
+    static THREAD_INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn worker(shared: &Shared, w: usize) {
+    THREAD_INDEX.set(w + 1);
     pin_to_cpu_index(w + 1);
     shared.started.fetch_add(1, Ordering::Release);
     let mut seen = 0u64;
@@ -389,29 +410,69 @@ fn worker(shared: &Shared, w: usize) {
     }
 }
 
+/// The CPUs this process may use, as they were the first time a pool was
+/// made or pinned: later, [`ThreadPool::pin_caller`] has narrowed the calling
+/// thread's affinity to one CPU, and threads it starts inherit that.
+#[cfg(target_os = "linux")]
+fn process_cpus() -> &'static [usize] {
+    static CPUS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    CPUS.get_or_init(|| {
+        // SAFETY: the cpu_set_t is plain data owned here, and the call only
+        // writes it.
+        unsafe {
+            let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+                return Vec::new();
+            }
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &allowed))
+                .collect()
+        }
+    })
+}
+
+/// How many threads a pool of "one per CPU" gets: the CPUs this process may
+/// use (as [`process_cpus`] first saw them, so a pinned caller still counts
+/// them all), and no more than the standard library allows (which also
+/// counts cgroup quotas), both taken once.
+fn available_cpus() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        let std = thread::available_parallelism().map_or(1, |n| n.get());
+        #[cfg(target_os = "linux")]
+        if !process_cpus().is_empty() {
+            return process_cpus().len().min(std);
+        }
+        std
+    })
+}
+
 /// Keeps the calling thread on the `index`-th CPU this process may use
 /// (worker `w` on the `w + 1`-th, leaving the first to the caller). Left to
 /// itself, Linux tends to run a worker on the core of the thread that woke
 /// it, where the two then take turns and a parallel step runs at half speed.
-/// Best effort: on failure, or with fewer CPUs than threads, the thread stays
-/// unpinned.
+/// With fewer CPUs than threads, the threads past them may run on any of
+/// the process's CPUs (a worker started by a pinned caller would otherwise
+/// keep its caller's one CPU). Best effort: on failure the thread stays as
+/// it is.
 #[cfg(target_os = "linux")]
 fn pin_to_cpu_index(index: usize) {
-    // SAFETY: the cpu_set_t values are plain data owned here, and the calls
-    // only read or write them and this thread's affinity.
+    let cpus = process_cpus();
+    let mine = match cpus.get(index) {
+        Some(cpu) => std::slice::from_ref(cpu),
+        None => cpus,
+    };
+    if mine.is_empty() {
+        return;
+    }
+    // SAFETY: the cpu_set_t is plain data owned here, and the call only
+    // reads it and sets this thread's affinity.
     unsafe {
-        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
-            return;
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in mine {
+            libc::CPU_SET(cpu, &mut set);
         }
-        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &allowed))
-            .collect();
-        if let Some(&cpu) = cpus.get(index) {
-            let mut mine: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut mine);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mine);
-        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
 
@@ -466,6 +527,86 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Tasks learn which thread runs them: the caller is 0, worker `w` is
+    /// `w + 1`, each thread keeps its index across runs, and the threads
+    /// of a run have distinct indices.
+    #[test]
+    fn each_thread_knows_its_index() {
+        assert_eq!(ThreadPool::thread_index(), 0);
+        let pool = ThreadPool::new(3);
+        let thread_of_index: Vec<Mutex<Option<thread::ThreadId>>> = (0..3).map(|_| Mutex::new(None)).collect();
+        // Until a worker has run a task (the pool may run alone for a while
+        // on a machine too busy for its workers), at least 200 runs.
+        for run in 0..20_000 {
+            if run >= 200 && thread_of_index[1..].iter().any(|i| i.lock().unwrap().is_some()) {
+                break;
+            }
+            pool.run(64, &|_| {
+                let index = ThreadPool::thread_index();
+                let mut seen = thread_of_index[index].lock().unwrap();
+                assert_eq!(*seen.get_or_insert(thread::current().id()), thread::current().id());
+                // Busy for a moment, so that the workers get tasks too.
+                std::hint::black_box((0..2000u32).fold(0u32, |a, b| a.wrapping_mul(31) ^ b));
+            });
+        }
+        assert_eq!(*thread_of_index[0].lock().unwrap(), Some(thread::current().id()));
+        let ids: Vec<_> = thread_of_index.iter().filter_map(|i| *i.lock().unwrap()).collect();
+        let mut distinct = ids.clone();
+        distinct.sort_by_key(|id| format!("{id:?}"));
+        distinct.dedup();
+        assert_eq!(distinct.len(), ids.len(), "two threads share an index");
+        assert!(ids.len() >= 2, "no worker ran a task in 20,000 runs of 64");
+    }
+
+    /// The CPUs the calling thread may run on now.
+    #[cfg(target_os = "linux")]
+    fn my_cpus() -> Vec<usize> {
+        // SAFETY: plain data owned here; the call only writes it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set), 0);
+            (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+        }
+    }
+
+    /// A pool made after another pinned the caller to one CPU still puts
+    /// its worker on a CPU of its own, not on the caller's (which its thread
+    /// inherits), and "one thread per CPU" still counts every CPU.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_pool_made_after_pinning_the_caller_still_spreads_out() {
+        if process_cpus().len() < 2 || available_cpus() < 2 {
+            eprintln!("skipped: fewer than 2 CPUs");
+            return;
+        }
+        // On a thread of its own, whose affinity this may change.
+        thread::spawn(|| {
+            let first = ThreadPool::new(2);
+            first.pin_caller();
+            let caller = my_cpus();
+            assert_eq!(caller.len(), 1);
+            let later = ThreadPool::new(2);
+            let worker_cpus = Mutex::new(None);
+            for _ in 0..20_000 {
+                if worker_cpus.lock().unwrap().is_some() {
+                    break;
+                }
+                later.run(8, &|_| {
+                    if ThreadPool::thread_index() == 1 {
+                        *worker_cpus.lock().unwrap() = Some(my_cpus());
+                    }
+                    std::hint::black_box((0..2000u32).fold(0u32, |a, b| a.wrapping_mul(31) ^ b));
+                });
+            }
+            let worker = worker_cpus.into_inner().unwrap().expect("the worker ran a task");
+            assert_eq!(worker.len(), 1, "the worker is pinned");
+            assert_ne!(worker, caller, "the worker shares the caller's CPU");
+            assert_eq!(ThreadPool::new(0).n_threads(), available_cpus());
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
