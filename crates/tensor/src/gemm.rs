@@ -8,8 +8,10 @@
 //! in tiles of 4 rows by 16 columns, with no heap allocation and optionally
 //! on several threads; wide products go to a packed AVX-512 kernel where the
 //! CPU has it (which also takes `B` with contiguous columns, so BP2 needs no
-//! copy there); other layouts, and products far larger than a training
-//! step's, go to `matrixmultiply`. Products with a mostly-zero left operand
+//! copy there); narrow ones (at least 16 rows and at most 12 columns with
+//! AVX2, 16 with AVX-512: an output layer) to a kernel that vectorises along
+//! the rows of `C` instead of its columns; other layouts, and products far
+//! larger than a training step's, go to `matrixmultiply`. Products with a mostly-zero left operand
 //! are in [`crate::sparse_gemm`].
 
 use crate::ThreadPool;
