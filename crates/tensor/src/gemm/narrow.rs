@@ -2,15 +2,17 @@
 //! layer of 10 units: `C (128 x 10) = A (128 x 1024) * W (1024 x 10)`).
 //!
 //! Tiles along the columns waste most of each register when `C` has ten
-//! columns, so this kernel vectorises along the rows instead: a tile is one
-//! register's worth of rows of `C` (16 with AVX-512, 8 with AVX2), one
-//! accumulator register per column holds a column of the tile's `C^T`, and
-//! each step `p` is one load of `A^T[p, i0..i0 + lanes]` and one fused
-//! multiply-add per column with `B[p, j]` broadcast. `A^T` is read where it
-//! is when the rows of `A` are its columns (a transposed view, BP4), and is
-//! otherwise packed for each chunk of [`KC`] steps into a stack buffer, by
-//! in-register transposes of square blocks (element by element for other
-//! strides).
+//! columns, so this kernel vectorises along the rows instead: a tile is 16
+//! rows of `C`, held as one 512-bit register (AVX-512) or two 256-bit ones
+//! (AVX2) per column of the tile's `C^T`. Each step `p` loads the tile's
+//! `A^T[p, i0..i0 + 16]` and does one fused multiply-add per register and
+//! column with `B[p, j]` broadcast. With AVX2 the two registers share each
+//! broadcast (one broadcast per FMA ran at half the speed: the broadcasts,
+//! not the FMAs, set the pace), so with 16 registers in all the columns go
+//! in two passes of at most 6. `A^T` is read where it is when the rows of `A`
+//! are its columns (a transposed view, BP4), and is otherwise packed for
+//! each chunk of [`KC`] steps into a stack buffer, by in-register transposes
+//! of square blocks (element by element for other strides).
 //!
 //! Same arithmetic as the other dense kernels, to the bit: every element of
 //! `C` is summed over `p` in chunks of [`KC`] aligned on multiples of `KC`,
