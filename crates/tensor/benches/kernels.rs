@@ -1,5 +1,6 @@
 //! Criterion benches of the kernels at the seed recipe's training shapes
-//! (batch 64, 784-128-10), on one thread and on all CPUs.
+//! (batch 64, 784-128-10), and of the wide network's output layer, on one
+//! thread and on all CPUs.
 //!
 //! `cargo bench -p backprop-tensor`
 
@@ -32,6 +33,8 @@ fn kernels(c: &mut Criterion) {
     let x = Array2::from_shape_fn((b, n_in), |(i, j)| f32::from(bytes[i * n_in + j]) / 255.0);
     let mut sparse = SparseRows::with_capacity(b, n_in);
     sparse.fill(x.view());
+    let a2 = dense(128, 1024, &mut rng);
+    let w3 = dense(1024, o, &mut rng);
 
     for threads in [1, 0] {
         let pool = ThreadPool::new(threads);
@@ -70,6 +73,12 @@ fn kernels(c: &mut Criterion) {
         let mut dw2 = Array2::zeros((h, o));
         c.bench_function(&format!("A1^T*delta2 (128x64x10), {t} threads"), |bench| {
             bench.iter(|| gemm_with(&pool, 1.0, a1.t(), delta2.view(), 0.0, &mut dw2.view_mut()))
+        });
+        // The wide network's output layer (784-1024-1024-10, batch 128):
+        // the narrow kernel's product.
+        let mut z3 = Array2::zeros((128, o));
+        c.bench_function(&format!("wide output A2*W3 (128x1024x10), {t} threads"), |bench| {
+            bench.iter(|| gemm_with(&pool, 1.0, a2.view(), w3.view(), 0.0, &mut z3.view_mut()))
         });
         let mut d1 = Array2::zeros((b, h));
         c.bench_function(&format!("delta2*W2^T (64x10x128), {t} threads"), |bench| {

@@ -2,7 +2,10 @@
 //! interleaved with matrixmultiply's at the same shapes (a yardstick that a
 //! loaded machine slows as much).
 //!
-//! `cargo run --release -p backprop-tensor --example gemm_gflops -- [threads]`
+//! `cargo run --release -p backprop-tensor --example gemm_gflops -- [threads] [filter]`
+//!
+//! With a filter, only the shapes whose name contains it (`128x1024x10`
+//! for the output layer's forward).
 
 use backprop_tensor::{Rng, ThreadPool, gemm_with};
 use ndarray::Array2;
@@ -10,6 +13,7 @@ use std::time::Instant;
 
 fn main() {
     let threads: usize = std::env::args().nth(1).map_or(1, |t| t.parse().expect("threads"));
+    let filter = std::env::args().nth(2).unwrap_or_default();
     let pool = ThreadPool::new(threads);
     pool.pin_caller();
     let mut rng = Rng::seed_from_u64(1);
@@ -21,8 +25,13 @@ fn main() {
         ("forward 128x1024x10", 128, 1024, 10, false),
         ("BP2 128x10x1024", 128, 10, 1024, false),
         ("BP4 1024x128x10 (A^T)", 1024, 128, 10, true),
+        ("seed A1*W2 64x128x10", 64, 128, 10, false),
+        ("seed A1^T*delta2 128x64x10 (A^T)", 128, 64, 10, true),
     ];
     for (name, m, k, n, ta) in shapes {
+        if !name.contains(&filter) {
+            continue;
+        }
         let mut dense = |r: usize, c: usize| Array2::from_shape_simple_fn((r, c), || rng.normal() as f32);
         let a = if ta { dense(k, m) } else { dense(m, k) };
         let av = if ta { a.t() } else { a.view() };
@@ -62,7 +71,7 @@ fn main() {
             mm = mm.min(t.elapsed().as_secs_f64() / reps as f64);
         }
         println!(
-            "{name:28} {threads} thr: ours {:7.1} GFLOP/s  matrixmultiply(1 thr) {:7.1} GFLOP/s",
+            "{name:34} {threads} thr: ours {:7.1} GFLOP/s  matrixmultiply(1 thr) {:7.1} GFLOP/s",
             flop / ours / 1e9,
             flop / mm / 1e9
         );

@@ -8,8 +8,10 @@
 //! in tiles of 4 rows by 16 columns, with no heap allocation and optionally
 //! on several threads; wide products go to a packed AVX-512 kernel where the
 //! CPU has it (which also takes `B` with contiguous columns, so BP2 needs no
-//! copy there); other layouts, and products far larger than a training
-//! step's, go to `matrixmultiply`. Products with a mostly-zero left operand
+//! copy there); narrow ones (at least 16 rows and at most 12 columns with
+//! AVX2, 16 with AVX-512: an output layer) to a kernel that vectorises along
+//! the rows of `C` instead of its columns; other layouts, and products far
+//! larger than a training step's, go to `matrixmultiply`. Products with a mostly-zero left operand
 //! are in [`crate::sparse_gemm`].
 
 use crate::ThreadPool;
@@ -141,6 +143,18 @@ fn gemm_impl(
         unsafe { packed::gemm(pool, alpha, a, b, beta, c) };
         return;
     }
+    // Products of few columns (an output layer) go to the narrow kernel,
+    // which tiles along rows instead of columns.
+    #[cfg(target_arch = "x86_64")]
+    if rows_contiguous(b.strides()) && rows_contiguous(c.strides()) {
+        if let Some(isa) = narrow::takes(m, n) {
+            // SAFETY: the CPU has `isa`, the shapes chain and are not empty
+            // (checked above), `n` is at most what `isa` takes, and the rows
+            // of B and C are contiguous.
+            unsafe { narrow::gemm(isa, pool, alpha, a, b, beta, c) };
+            return;
+        }
+    }
     if rows_contiguous(b.strides()) && rows_contiguous(c.strides()) {
         // The blocked kernel keeps a 16-column strip of B hot but does not
         // tile for the caches beyond that: past about 2^25 multiply-adds,
@@ -183,6 +197,11 @@ fn gemm_impl(
 /// [`PACKED_MIN`] multiply-adds.
 #[cfg(all(target_arch = "x86_64", has_avx512))]
 mod packed;
+
+/// The AVX-512 and AVX2 kernel for products with few columns, tiled along
+/// rows.
+#[cfg(target_arch = "x86_64")]
+mod narrow;
 
 /// Smallest product, in multiply-adds, for the packed kernel: below it the
 /// packing does not pay for itself.
@@ -691,7 +710,132 @@ mod tests {
                             "packed, 1 thread",
                         );
                     }
+                    #[cfg(target_arch = "x86_64")]
+                    if !tb {
+                        for isa in narrow::Isa::available().filter(|isa| n <= isa.max_cols()) {
+                            for pool in [None, Some(&pools[0]), Some(&pools[1])] {
+                                // SAFETY: the CPU has `isa`; the shapes chain,
+                                // n is at most what it takes, and the rows of
+                                // B and C are contiguous.
+                                run(
+                                    &|c| unsafe { narrow::gemm(isa, pool, 0.7, av, b, beta, c) },
+                                    &format!("narrow {isa:?}, {} threads", pool.map_or(1, |p| p.n_threads())),
+                                );
+                            }
+                        }
+                    }
                 }
+            }
+        }
+    }
+
+    /// The narrow kernel (each implementation the CPU has, on 1 to 3
+    /// threads) gives the sequential-FMA sums bit for bit for every number of
+    /// columns it takes, rows that are and are not multiples of its 16-row
+    /// tiles, depths within one chunk and across several, A as stored, as a
+    /// transposed view (read in place) and with strides on both axes, alpha
+    /// and beta variants, and C a view into a wider matrix; with beta == 0,
+    /// C's NaN garbage does not leak into the result.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn narrow_kernel_matches_the_sequential_fma_reference_bit_for_bit() {
+        let pools = [ThreadPool::new(2), ThreadPool::new(3)];
+        let mut checked = 0;
+        for isa in narrow::Isa::available() {
+            for m in [1, 15, 16, 17, 64, 128, 130] {
+                for n in 1..=isa.max_cols() {
+                    for k in [1, 9, 300, 520] {
+                        // Three layouts of A: as stored (packed by
+                        // transposes), a transposed view (contiguous columns,
+                        // read in place) and every other row and column of a
+                        // larger matrix (packed element by element).
+                        let seed = (m * 1000 + n * 31 + k) as u64;
+                        let stored = matrix(m, k, seed, 1.0);
+                        let stored_t = matrix(k, m, seed ^ 3, 1.0);
+                        let strided = matrix(2 * m, 2 * k, seed ^ 4, 1.0);
+                        let layouts = [
+                            ("A", stored.view()),
+                            ("A^T view", stored_t.t()),
+                            ("strided A", strided.slice(ndarray::s![..;2, ..;2])),
+                        ];
+                        let b = matrix(k, n, seed ^ 1, 1.0);
+                        let c0 = matrix(m, n, seed ^ 2, 1.0);
+                        for (layout, a) in layouts {
+                            for (alpha, beta) in [(0.7f32, 0.0f32), (1.0, 1.0), (-1.3, -0.5)] {
+                                let want = sequential_fma(alpha, a, b.view(), beta, &c0);
+                                let pool = [None, Some(&pools[0]), Some(&pools[1])][(m + n + k) % 3];
+                                let mut wide = Array2::from_elem((m, n + 5), f32::NAN);
+                                let mut c = wide.slice_mut(ndarray::s![.., 2..2 + n]);
+                                if beta != 0.0 {
+                                    c.assign(&c0);
+                                }
+                                // SAFETY: the CPU has `isa`; the shapes
+                                // chain, n is at most what it takes, and the
+                                // rows of B and C are contiguous.
+                                unsafe { narrow::gemm(isa, pool, alpha, a, b.view(), beta, &mut c) };
+                                assert_bits(
+                                    c.view(),
+                                    &want,
+                                    &format!(
+                                        "narrow {isa:?}, m {m} k {k} n {n}, {layout}, alpha {alpha} beta {beta}, {} threads",
+                                        pool.map_or(1, |p| p.n_threads())
+                                    ),
+                                );
+                                // The columns either side of C are untouched.
+                                assert!(wide.column(1).iter().chain(wide.column(n + 2)).all(|x| x.is_nan()));
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if crate::sparse::has_avx2_fma() {
+            assert!(checked > 0);
+        }
+    }
+
+    /// The output layer's forward product of the wide network (128 x 1024
+    /// times 1024 x 10), and the seed network's (64 x 128 times 128 x 10, and
+    /// BP4's A^T view), go to the narrow kernel and give its bits; a product
+    /// of too few rows or too many columns does not.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn narrow_products_are_dispatched_to_the_narrow_kernel() {
+        let Some(isa) = narrow::takes(128, 10) else {
+            // No AVX2 (nor AVX-512): the blocked kernel takes everything.
+            assert!(!crate::sparse::has_avx2_fma());
+            return;
+        };
+        let calls = || narrow::CALLS.with(|calls| calls.get());
+        for threads in [1, 2] {
+            let pool = ThreadPool::new(threads);
+            for (m, k, n, ta) in [(128, 1024, 10, false), (64, 128, 10, false), (128, 64, 10, true)] {
+                let stored = if ta { matrix(k, m, 7, 1.0) } else { matrix(m, k, 7, 1.0) };
+                let a = if ta { stored.t() } else { stored.view() };
+                let b = matrix(k, n, 8, 1.0);
+                let before = calls();
+                let mut got = Array2::from_elem((m, n), f32::NAN);
+                gemm_with(&pool, 1.0, a, b.view(), 0.0, &mut got.view_mut());
+                assert_eq!(calls(), before + 1, "{m}x{k}x{n} went elsewhere");
+                let mut want = Array2::from_elem((m, n), f32::NAN);
+                // SAFETY: the CPU has `isa`; the shapes chain, n is at most
+                // what it takes, and the rows of B and C are contiguous.
+                unsafe { narrow::gemm(isa, None, 1.0, a, b.view(), 0.0, &mut want.view_mut()) };
+                assert_bits(got.view(), &want, &format!("{m}x{k}x{n}"));
+                assert_bits(
+                    got.view(),
+                    &sequential_fma(1.0, a, b.view(), 0.0, &want),
+                    &format!("{m}x{k}x{n}"),
+                );
+            }
+            for (m, n) in [(15, 10), (128, isa.max_cols() + 1)] {
+                let a = matrix(m, 64, 9, 1.0);
+                let b = matrix(64, n, 10, 1.0);
+                let mut c = Array2::zeros((m, n));
+                let before = calls();
+                gemm_with(&pool, 1.0, a.view(), b.view(), 0.0, &mut c.view_mut());
+                assert_eq!(calls(), before, "{m}x64x{n} went to the narrow kernel");
             }
         }
     }
