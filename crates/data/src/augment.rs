@@ -1124,6 +1124,16 @@ struct Buffers {
     scratches: Vec<Mutex<Scratch>>,
 }
 
+/// Where [`Augmented::make_batch`] distorts a batch's parts.
+enum Runner<'a> {
+    /// On the calling thread.
+    Here,
+    /// On a pool's threads, now.
+    Pool(&'a ThreadPool),
+    /// On a pool's idle threads while the step runs on the calling thread.
+    Beside(&'a ThreadPool, &'a mut dyn FnMut()),
+}
+
 /// The most images one task distorts: a batch of 128 makes 16 tasks, enough
 /// to balance two or three threads, each long enough (about 50 to 100 µs)
 /// that handing it out costs nothing in comparison.
@@ -1242,7 +1252,7 @@ impl Augmented {
             indices.len(),
             y.len()
         );
-        self.make_batch(indices, buffers, None);
+        self.make_batch(indices, buffers, Runner::Here);
         let labels = self.data.labels();
         for (label, &index) in y.iter_mut().zip(indices) {
             *label = usize::from(labels[index as usize]);
@@ -1256,9 +1266,12 @@ impl Augmented {
     /// whole by one task from its own seed, so the bytes do not depend on
     /// the threads.
     #[track_caller]
-    fn make_batch(&self, indices: &[u32], buffers: &mut Buffers, pool: Option<&ThreadPool>) {
+    fn make_batch(&self, indices: &[u32], buffers: &mut Buffers, runner: Runner<'_>) {
         let epoch = self.epoch();
         if buffers.ready && buffers.epoch == epoch && buffers.indices == indices {
+            if let Runner::Beside(_, step) = runner {
+                step();
+            }
             return;
         }
         buffers.ready = false;
@@ -1271,7 +1284,10 @@ impl Augmented {
         while buffers.parts.len() < n_parts {
             buffers.parts.push(Mutex::new(vec![0; PART * f]));
         }
-        let n_threads = pool.map_or(1, ThreadPool::n_threads);
+        let n_threads = match &runner {
+            Runner::Here => 1,
+            Runner::Pool(pool) | Runner::Beside(pool, _) => pool.n_threads(),
+        };
         while buffers.scratches.len() < n_threads {
             buffers.scratches.push(Mutex::new(Scratch::new(rows, cols)));
         }
@@ -1289,9 +1305,10 @@ impl Augmented {
                 self.augment_one(src, u64::from(index), epoch, dst, rows, cols, &mut scratch);
             }
         };
-        match pool {
-            Some(pool) => pool.run(n_parts, &make_part),
-            None => (0..n_parts).for_each(make_part),
+        match runner {
+            Runner::Here => (0..n_parts).for_each(make_part),
+            Runner::Pool(pool) => pool.run(n_parts, &make_part),
+            Runner::Beside(pool, step) => pool.run_beside(n_parts, &make_part, step),
         }
         let total = indices.len() * f;
         if buffers.images.len() < total {
@@ -1389,7 +1406,21 @@ impl Examples for Augmented {
             Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
-        self.make_batch(indices, &mut buffers, Some(pool));
+        self.make_batch(indices, &mut buffers, Runner::Pool(pool));
+    }
+
+    /// Distorts the next batch while the step runs, its images taken by
+    /// `pool`'s threads whenever they are idle and the rest by this thread
+    /// after the step ([`ThreadPool::run_beside`]); the gather of that batch
+    /// then copies them. (Only the step runs when another thread is
+    /// gathering.)
+    fn prepare_beside(&self, next: &[u32], pool: &ThreadPool, step: &mut dyn FnMut()) {
+        let mut buffers = match self.buffers.try_lock() {
+            Ok(buffers) => buffers,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return step(),
+        };
+        self.make_batch(next, &mut buffers, Runner::Beside(pool, step));
     }
 }
 
@@ -2116,6 +2147,52 @@ mod tests {
             data.start_epoch(2);
             data.prepare(&indices[..5], &pool);
             assert_eq!(gather(&data, &indices).0, expected);
+        }
+    }
+
+    #[test]
+    fn batches_made_beside_a_step_give_the_serial_bits_and_run_the_step_once() {
+        // `prepare_beside` makes the next batch on the pool's idle threads
+        // while the step runs; the gather that follows copies it. On 1, 2
+        // and 3 threads, with a step that keeps the pool busy, a step that
+        // does nothing, a batch already made, and one whose buffers another
+        // gather holds: the step runs once, and the bits are a plain
+        // gather's.
+        let indices: Vec<u32> = (0..37).map(|i| (i * 3 % 10) as u32).collect();
+        let serial = Augmented::new(dataset(), Augment::digits(), 6).unwrap();
+        serial.start_epoch(1);
+        let expected = gather(&serial, &indices);
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool::new(threads);
+            let data = Augmented::new(dataset(), Augment::digits(), 6).unwrap();
+            data.start_epoch(1);
+            for busy in [true, false, true] {
+                let mut steps = 0;
+                data.prepare_beside(&indices, &pool, &mut || {
+                    steps += 1;
+                    if busy {
+                        let sums: Vec<std::sync::atomic::AtomicU64> =
+                            (0..64).map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
+                        pool.run(64, &|t| {
+                            let sum = (0..20_000u64).fold(t as u64, |a, b| a.wrapping_mul(31) ^ b);
+                            sums[t].store(std::hint::black_box(sum), std::sync::atomic::Ordering::Relaxed);
+                        });
+                    }
+                });
+                assert_eq!(steps, 1, "{threads} threads");
+                data.prepare(&indices, &pool);
+                assert_eq!(gather(&data, &indices), expected, "{threads} threads");
+            }
+            // Another gather holds the buffers: only the step runs, and the
+            // next gather makes the batch itself.
+            data.start_epoch(3);
+            let held = data.buffers.lock().unwrap();
+            let mut steps = 0;
+            data.prepare_beside(&indices[..4], &pool, &mut || steps += 1);
+            drop(held);
+            assert_eq!(steps, 1);
+            data.start_epoch(1);
+            assert_eq!(gather(&data, &indices), expected);
         }
     }
 

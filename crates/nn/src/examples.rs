@@ -145,4 +145,16 @@ pub trait Examples: Sync {
     fn prepare(&self, indices: &[u32], pool: &ThreadPool) {
         let _ = (indices, pool);
     }
+
+    /// Called by the trainer around the work of a step (`step`), with the
+    /// indices `next` of the batch it gathers after it: a source whose
+    /// examples cost time to make may make them meanwhile on `pool`'s idle
+    /// threads ([`ThreadPool::run_beside`]), so that the next
+    /// [`Examples::prepare`] finds them made. It must call `step` exactly
+    /// once, and what gathers give must not depend on whether it made
+    /// anything, nor on the threads. The default just calls `step`.
+    fn prepare_beside(&self, next: &[u32], pool: &ThreadPool, step: &mut dyn FnMut()) {
+        let _ = (next, pool);
+        step();
+    }
 }

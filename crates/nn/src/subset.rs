@@ -98,6 +98,12 @@ impl<E: Examples + ?Sized> Examples for Subset<'_, E> {
     fn prepare(&self, indices: &[u32], pool: &ThreadPool) {
         self.with_mapped(indices, |m| self.base.prepare(m, pool));
     }
+
+    fn prepare_beside(&self, next: &[u32], pool: &ThreadPool, step: &mut dyn FnMut()) {
+        // The mapped indices stay locked while the step runs: it gathers
+        // nothing from this subset meanwhile.
+        self.with_mapped(next, |m| self.base.prepare_beside(m, pool, step));
+    }
 }
 
 #[cfg(test)]

@@ -303,6 +303,8 @@ pub struct Trainer {
     dropping: bool,
     /// Scratch for the max-norm constraint: one value per unit.
     norms: Vec<f64>,
+    /// The indices of the batch after the current one.
+    next: Vec<u32>,
 }
 
 /// Offset between the initialisation seed and the shuffle seed, so the two
@@ -420,6 +422,7 @@ impl Trainer {
             },
             workspace,
             grads: Gradients::new(&model),
+            next: Vec::with_capacity(config.batch_size),
             batcher,
             model,
             config,
@@ -466,7 +469,14 @@ impl Trainer {
         let mut step_start = Instant::now();
         for i in 0..n_batches {
             self.thread_choice.apply(self.workspace.pool());
-            let (x, targets) = self.batcher.batch_on(data, i, sparse, self.workspace.pool());
+            // The next batch's indices, so that the source can make its
+            // examples while this step runs (`Examples::prepare_beside`).
+            self.next.clear();
+            if i + 1 < n_batches {
+                self.next.extend_from_slice(self.batcher.batch_indices(i + 1));
+            }
+            let pool = Arc::clone(self.workspace.pool());
+            let (x, targets) = self.batcher.batch_on(data, i, sparse, &pool);
             let c = &self.config;
             let rate = c.schedule.rate(
                 c.learning_rate,
@@ -476,35 +486,42 @@ impl Trainer {
                 c.warmup_steps,
             );
             self.optimizer.set_learning_rate(rate);
-            if self.dropping {
-                self.dropout.draw(&mut self.workspace, targets.len());
-            }
-            let loss = match targets {
-                Targets::Classes(labels) if c.label_smoothing > 0.0 => {
-                    // A loss the model does not know, through the open path.
-                    self.model.forward_input(x, &mut self.workspace);
-                    let (z, delta) = self.model.output_and_delta(&mut self.workspace, labels.len());
-                    let loss = crate::smoothed_cross_entropy(z, labels, c.label_smoothing, delta);
-                    self.model.backward_from_delta(x, &mut self.workspace, &mut self.grads);
-                    loss
+            let (model, workspace, grads) = (&mut self.model, &mut self.workspace, &mut self.grads);
+            let (optimizer, dropout, norms) = (&mut self.optimizer, &mut self.dropout, &mut self.norms);
+            let dropping = self.dropping;
+            let mut loss = f32::NAN;
+            data.prepare_beside(&self.next, &pool, &mut || {
+                if dropping {
+                    dropout.draw(workspace, targets.len());
                 }
-                _ => self
-                    .model
-                    .loss_backward(x, c.loss, targets, &mut self.workspace, &mut self.grads),
-            };
+                loss = match targets {
+                    Targets::Classes(labels) if c.label_smoothing > 0.0 => {
+                        // A loss the model does not know, through the open path.
+                        model.forward_input(x, workspace);
+                        let (z, delta) = model.output_and_delta(workspace, labels.len());
+                        let loss = crate::smoothed_cross_entropy(z, labels, c.label_smoothing, delta);
+                        model.backward_from_delta(x, workspace, grads);
+                        loss
+                    }
+                    _ => model.loss_backward(x, c.loss, targets, workspace, grads),
+                };
+                if !loss.is_finite() {
+                    return;
+                }
+                if let Some(max) = c.clip_norm {
+                    clip_global_norm(grads, max);
+                }
+                optimizer.step(workspace.pool(), model, grads);
+                model.update_batch_norm(workspace);
+                if let Some(max) = c.max_norm {
+                    apply_max_norm(model, max, norms);
+                }
+            });
             if !loss.is_finite() {
                 self.workspace.pool().set_alone(false);
                 return Err(self.diverged("the batch loss"));
             }
             loss_sum += f64::from(loss) * targets.len() as f64;
-            if let Some(max) = self.config.clip_norm {
-                clip_global_norm(&mut self.grads, max);
-            }
-            self.optimizer.step(self.workspace.pool(), &mut self.model, &self.grads);
-            self.model.update_batch_norm(&self.workspace);
-            if let Some(max) = self.config.max_norm {
-                apply_max_norm(&mut self.model, max, &mut self.norms);
-            }
             self.step += 1;
             let now = Instant::now();
             self.thread_choice.record((now - step_start).as_secs_f32());

@@ -82,26 +82,48 @@ struct Shared {
     shutdown: AtomicBool,
     /// Workers that have finished starting up (pinning allocates).
     started: AtomicUsize,
+    /// Work beside the runs ([`ThreadPool::run_beside`]), packed as `state`
+    /// is, with its job and finished count: idle workers claim it between
+    /// runs.
+    side_state: AtomicU64,
+    side_job: AtomicPtr<Job<'static>>,
+    side_done: AtomicUsize,
+    /// Whether a task of the work beside the runs panicked.
+    side_panicked: AtomicBool,
 }
 
 impl Shared {
     /// Claims the next task of run `generation`, if that run still has one;
     /// returns it with the run's task count.
     fn claim(&self, generation: u64) -> Option<(usize, usize)> {
-        let mut state = self.state.load(Ordering::Acquire);
-        loop {
-            let (next, n_tasks) = (state & MASK, (state >> FIELD) & MASK);
-            if state >> (2 * FIELD) != generation || next >= n_tasks {
-                return None;
+        claim_of(&self.state, generation)
+    }
+
+    /// Claims and runs tasks of the work beside the runs, if any is left;
+    /// returns whether it ran one. For an idle worker, and for the caller
+    /// of [`ThreadPool::run_beside`] finishing it.
+    fn side_work(&self) -> bool {
+        let generation = self.side_state.load(Ordering::Acquire) >> (2 * FIELD);
+        let mut ran = false;
+        while let Some((t, _)) = claim_of(&self.side_state, generation) {
+            ran = true;
+            // SAFETY: as in `work`: a successful claim is a task of the side
+            // work in progress, whose caller waits in `run_beside` for every
+            // task's `side_done` increment, with the job alive on its stack;
+            // it stored the job before the state.
+            let task = unsafe { (*self.side_job.load(Ordering::Acquire)).task };
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(t))) {
+                std::mem::forget(payload);
+                self.side_panicked.store(true, Ordering::Relaxed);
             }
-            match self
-                .state
-                .compare_exchange_weak(state, state + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Some((next as usize, n_tasks as usize)),
-                Err(now) => state = now,
+            self.side_done.fetch_add(1, Ordering::AcqRel);
+            // Back to the runs as soon as one has tasks left.
+            let state = self.state.load(Ordering::Acquire);
+            if state & MASK < (state >> FIELD) & MASK {
+                break;
             }
         }
+        ran
     }
 
     /// The caller's wait for the workers' last tasks of a run of `n_tasks`:
@@ -177,6 +199,23 @@ impl Shared {
     }
 }
 
+/// Claims the next task of the run of `generation` packed in `state` (see
+/// [`FIELD`]), if that run still has one; returns it with the run's task
+/// count.
+fn claim_of(state_word: &AtomicU64, generation: u64) -> Option<(usize, usize)> {
+    let mut state = state_word.load(Ordering::Acquire);
+    loop {
+        let (next, n_tasks) = (state & MASK, (state >> FIELD) & MASK);
+        if state >> (2 * FIELD) != generation || next >= n_tasks {
+            return None;
+        }
+        match state_word.compare_exchange_weak(state, state + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Some((next as usize, n_tasks as usize)),
+            Err(now) => state = now,
+        }
+    }
+}
+
 /// Locks `mutex`, ignoring poisoning: the data it guards stays valid
 /// whatever panicked.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -194,6 +233,8 @@ pub struct ThreadPool {
     health: Mutex<Health>,
     /// Run everything on the calling thread ([`ThreadPool::set_alone`]).
     alone: AtomicBool,
+    /// A [`ThreadPool::run_beside`] is under way.
+    beside: AtomicBool,
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -231,6 +272,10 @@ impl ThreadPool {
             sleeping: (0..n_workers).map(|_| AtomicBool::new(false)).collect(),
             shutdown: AtomicBool::new(false),
             started: AtomicUsize::new(0),
+            side_state: AtomicU64::new(0),
+            side_job: AtomicPtr::new(std::ptr::null_mut()),
+            side_done: AtomicUsize::new(0),
+            side_panicked: AtomicBool::new(false),
         });
         let workers = (0..n_workers)
             .map(|w| {
@@ -253,6 +298,7 @@ impl ThreadPool {
             workers,
             health: Mutex::new(Health::new()),
             alone: AtomicBool::new(false),
+            beside: AtomicBool::new(false),
         }
     }
 
@@ -311,6 +357,80 @@ impl ThreadPool {
     /// workers were costing more time than they saved (see the module docs).
     pub fn runs_alone(&self) -> u64 {
         lock(&self.health).solo_total()
+    }
+
+    /// Runs `main` on the calling thread while the pool's other threads,
+    /// whenever they are idle (between the runs `main` makes, or all along
+    /// if it makes none), run `side(t)` for `t` in `0..n_side`; then runs on
+    /// the calling thread whatever side tasks are left, and returns when
+    /// all are done, each run exactly once. For work that can be done ahead
+    /// (making the next batch of a training loop while this one trains):
+    /// threads that would wait for the caller's serial work do it instead.
+    /// The caller takes side tasks only after `main`, and a worker goes
+    /// back to the runs after each side task, so keep side tasks short
+    /// (tens of microseconds). Which thread runs a side task must not
+    /// change what it does. Allocates nothing.
+    ///
+    /// With one thread, `main` runs first and then every side task.
+    ///
+    /// # Panics
+    /// If a side task panics (after all have stopped), if `n_side` exceeds
+    /// 2^20 - 1, or if called from within `main` or a side task of the same
+    /// pool.
+    pub fn run_beside<R>(&self, n_side: usize, side: &(dyn Fn(usize) + Sync), main: impl FnOnce() -> R) -> R {
+        assert!(
+            n_side <= MAX_TASKS,
+            "ThreadPool::run_beside: {n_side} tasks exceed {MAX_TASKS}"
+        );
+        if self.n_threads == 1 || n_side == 0 {
+            let out = main();
+            (0..n_side).for_each(side);
+            return out;
+        }
+        assert!(
+            !self.beside.swap(true, Ordering::Acquire),
+            "ThreadPool::run_beside: called within run_beside on the same pool"
+        );
+        let shared = &*self.shared;
+        let job = Job { task: side };
+        // SAFETY: only the lifetime is erased; workers dereference the job
+        // only after claiming one of its tasks, and this function returns
+        // only once every task is done (below), even if `main` panics.
+        let job_ptr = unsafe { std::mem::transmute::<*const Job<'_>, *mut Job<'static>>(&job) };
+        shared.side_job.store(job_ptr, Ordering::SeqCst);
+        shared.side_done.store(0, Ordering::SeqCst);
+        let generation = ((shared.side_state.load(Ordering::Relaxed) >> (2 * FIELD)) + 1) & GENERATION_MASK;
+        shared
+            .side_state
+            .store(generation << (2 * FIELD) | (n_side as u64) << FIELD, Ordering::SeqCst);
+        for (w, sleeping) in shared.sleeping.iter().enumerate() {
+            if sleeping.load(Ordering::SeqCst) {
+                self.workers[w].thread().unpark();
+            }
+        }
+        /// Finishes the side work when dropped, so that it is finished
+        /// however `main` ends.
+        struct Finish<'p>(&'p ThreadPool, usize);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                let (pool, n_side) = (self.0, self.1);
+                let shared = &*pool.shared;
+                shared.side_work();
+                // The workers' last side tasks: short, so spin (yielding, in
+                // case a worker waits for this CPU).
+                while shared.side_done.load(Ordering::Acquire) < n_side {
+                    thread::yield_now();
+                }
+                pool.beside.store(false, Ordering::Release);
+            }
+        }
+        let finish = Finish(self, n_side);
+        let out = main();
+        drop(finish);
+        if shared.side_panicked.swap(false, Ordering::Relaxed) {
+            panic!("a side task of ThreadPool::run_beside panicked");
+        }
+        out
     }
 
     /// Runs `task(t)` for every `t` in `0..n_tasks`, each exactly once on
@@ -390,6 +510,10 @@ fn worker(shared: &Shared, w: usize) {
             if generation != seen {
                 break generation;
             }
+            if shared.side_work() {
+                idle_since = std::time::Instant::now();
+                continue;
+            }
             spins = spins.wrapping_add(1);
             if spins % SPINS_PER_CLOCK_CHECK != 0 || idle_since.elapsed() < SPIN_BEFORE_PARK {
                 std::hint::spin_loop();
@@ -398,7 +522,9 @@ fn worker(shared: &Shared, w: usize) {
                 // the flag and unparks us, or we see its new generation.
                 shared.sleeping[w].store(true, Ordering::SeqCst);
                 let now = shared.state.load(Ordering::SeqCst) >> (2 * FIELD);
-                if now == seen && !shared.shutdown.load(Ordering::SeqCst) {
+                let side = shared.side_state.load(Ordering::SeqCst);
+                let side_left = side & MASK < (side >> FIELD) & MASK;
+                if now == seen && !side_left && !shared.shutdown.load(Ordering::SeqCst) {
                     thread::park();
                 }
                 shared.sleeping[w].store(false, Ordering::SeqCst);
@@ -566,8 +692,13 @@ mod tests {
         // SAFETY: plain data owned here; the call only writes it.
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
-            assert_eq!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set), 0);
-            (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+            assert_eq!(
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+                0
+            );
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect()
         }
     }
 
@@ -607,6 +738,111 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// Spends a few microseconds.
+    fn busy(units: u32) -> u32 {
+        std::hint::black_box((0..units * 1000).fold(0u32, |a, b| a.wrapping_mul(31) ^ b))
+    }
+
+    /// Side work runs each task exactly once, whatever `main` does (runs of
+    /// its own, or nothing), on pools of 1 to 3 threads, and `main`'s result
+    /// comes back; with more than one thread, idle workers take side tasks
+    /// while `main` is busy.
+    #[test]
+    fn side_work_runs_each_task_once_and_workers_take_it_while_main_is_busy() {
+        for n_threads in [1, 2, 3] {
+            let pool = ThreadPool::new(n_threads);
+            let mut by_worker = 0;
+            for round in 0..400 {
+                let n_side = [0, 1, 7, 64][round % 4];
+                let counts: Vec<AtomicU32> = (0..n_side).map(|_| AtomicU32::new(0)).collect();
+                let workers = AtomicU32::new(0);
+                let runs: Vec<AtomicU32> = (0..16).map(|_| AtomicU32::new(0)).collect();
+                let out = pool.run_beside(
+                    n_side,
+                    &|t| {
+                        counts[t].fetch_add(1, Ordering::Relaxed);
+                        if ThreadPool::thread_index() != 0 {
+                            workers.fetch_add(1, Ordering::Relaxed);
+                        }
+                        busy(2);
+                    },
+                    || {
+                        if round % 2 == 0 {
+                            // Serial work, then runs of its own.
+                            busy(20);
+                            pool.run(16, &|t| {
+                                runs[t].fetch_add(1, Ordering::Relaxed);
+                                busy(1);
+                            });
+                        }
+                        round * 3
+                    },
+                );
+                assert_eq!(out, round * 3);
+                assert!(
+                    counts.iter().all(|c| c.load(Ordering::Relaxed) == 1),
+                    "{n_threads} threads"
+                );
+                if round % 2 == 0 {
+                    assert!(runs.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+                }
+                by_worker += workers.load(Ordering::Relaxed);
+                if n_threads == 1 {
+                    assert_eq!(workers.load(Ordering::Relaxed), 0);
+                }
+            }
+            if n_threads > 1 {
+                assert!(by_worker > 0, "{n_threads} threads: no worker took a side task");
+            }
+        }
+    }
+
+    /// A panicking side task panics the caller once every side task has
+    /// run; so does a panicking `main`, after finishing the side work; and
+    /// the pool works on.
+    #[test]
+    fn panics_in_side_work_or_main_come_back_after_the_side_work_is_done() {
+        let pool = ThreadPool::new(2);
+        for main_panics in [false, true] {
+            let counts: Vec<AtomicU32> = (0..32).map(|_| AtomicU32::new(0)).collect();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.run_beside(
+                    32,
+                    &|t| {
+                        counts[t].fetch_add(1, Ordering::Relaxed);
+                        assert!(main_panics || t != 5, "side task 5 fails");
+                    },
+                    || {
+                        busy(10);
+                        assert!(!main_panics, "main fails");
+                    },
+                )
+            }));
+            assert!(result.is_err());
+            assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+        }
+        let ran = AtomicU32::new(0);
+        pool.run_beside(
+            4,
+            &|_| {
+                ran.fetch_add(1, Ordering::Relaxed);
+            },
+            || {
+                pool.run(4, &|_| {
+                    busy(1);
+                })
+            },
+        );
+        assert_eq!(ran.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    #[should_panic(expected = "called within run_beside on the same pool")]
+    fn side_work_does_not_nest() {
+        let pool = ThreadPool::new(2);
+        pool.run_beside(1, &|_| {}, || pool.run_beside(1, &|_| {}, || ()));
     }
 
     #[test]
