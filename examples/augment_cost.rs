@@ -2,10 +2,11 @@
 //! (784-800-10, Nesterov, batches of 128, `shift=2,rotate=10,scale=0.1,
 //! shear=8,elastic=34:4`), measured A/B in one process so that a busy
 //! machine slows every variant alike: rounds of one epoch each on the plain
-//! images, on augmented images made on the trainer's threads
-//! (`Examples::prepare`, what `backprop train` does), and on augmented
-//! images made serially on the training thread inside the gather (what it
-//! did before `prepare`); and, for the floor, on one epoch's augmented
+//! images; on augmented images made beside each step by the trainer's idle
+//! threads (`Examples::prepare_beside`, what `backprop train` does); made
+//! on the trainer's threads before each step (`Examples::prepare` only,
+//! what it did before); and made serially on the training thread inside
+//! the gather (what it did before that); and, for the floor, on one epoch's augmented
 //! images made beforehand (distorted images have more ink, so the sparse
 //! first layer has more to do whatever the augmentation costs).
 //!
@@ -19,7 +20,7 @@
 
 use backprop_data::{Augment, Augmented, Dataset, load_dir};
 use backprop_nn::{Examples, OptimizerConfig, TargetShape, TargetsMut, TrainConfig, Trainer};
-use backprop_tensor::SparseRows;
+use backprop_tensor::{SparseRows, ThreadPool};
 use ndarray::ArrayViewMut2;
 use std::path::PathBuf;
 
@@ -54,6 +55,48 @@ impl Examples for Serial<'_> {
 
     fn start_epoch(&self, epoch: usize) {
         self.0.start_epoch(epoch);
+    }
+}
+
+/// An augmented source that makes each batch on the pool's threads just
+/// before it is gathered (`Examples::prepare`), not beside the step before.
+struct Before<'a>(&'a Augmented);
+
+impl Examples for Before<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn n_features(&self) -> usize {
+        self.0.n_features()
+    }
+
+    fn target_shape(&self) -> TargetShape {
+        self.0.target_shape()
+    }
+
+    fn gather(&self, indices: &[u32], x: ArrayViewMut2<'_, f32>, y: TargetsMut<'_>) {
+        self.0.gather(indices, x, y);
+    }
+
+    fn density(&self) -> Option<f32> {
+        self.0.density()
+    }
+
+    fn gather_sparse(&self, indices: &[u32], x: &mut SparseRows, y: TargetsMut<'_>) -> bool {
+        self.0.gather_sparse(indices, x, y)
+    }
+
+    fn gather_sparse_on(&self, indices: &[u32], x: &mut SparseRows, y: TargetsMut<'_>, pool: &ThreadPool) -> bool {
+        self.0.gather_sparse_on(indices, x, y, pool)
+    }
+
+    fn start_epoch(&self, epoch: usize) {
+        self.0.start_epoch(epoch);
+    }
+
+    fn prepare(&self, indices: &[u32], pool: &ThreadPool) {
+        self.0.prepare(indices, pool);
     }
 }
 
@@ -107,10 +150,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     trainer.set_threads(threads);
     trainer.pool().pin_caller();
     trainer.train_epoch(&data.train, |_, _, _| {})?;
-    let variants: [(&str, &dyn Examples); 4] = [
+    let before = Before(&augmented);
+    let variants: [(&str, &dyn Examples); 5] = [
         ("plain", &data.train),
         ("augmented beforehand", &made),
-        ("augmented, on the pool", &augmented),
+        ("augmented, beside", &augmented),
+        ("augmented, on the pool", &before),
         ("augmented, serial", &serial),
     ];
     let mut seconds = vec![Vec::new(); variants.len()];
