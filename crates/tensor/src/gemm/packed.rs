@@ -225,7 +225,8 @@ unsafe fn split<K: Kernel>(pool: Option<&ThreadPool>, o: &Operands, block: Block
     }
 }
 
-/// The packed panel of `B`, aligned for whole-register loads.
+/// The packed panels of `B` (a group of them), aligned for whole-register
+/// loads.
 #[repr(align(64))]
 struct PanelB([MaybeUninit<f32>; KC * PANELS_MAX]);
 
@@ -633,9 +634,13 @@ unsafe fn pack_panel_columns_avx2<const NV: usize>(
 
 /// The transpose of the 8 x 8 block whose rows are `rows`: element `j` of
 /// register `q` of the result is element `q` of `rows[j]`.
+///
+/// # Safety
+/// The CPU has AVX2 (an `unsafe fn`, as the crate's other `target_feature`
+/// functions, for compilers before 1.86).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn transpose8(rows: [__m256; 8]) -> [__m256; 8] {
+unsafe fn transpose8(rows: [__m256; 8]) -> [__m256; 8] {
     let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
     let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
     let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
