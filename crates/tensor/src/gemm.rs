@@ -6,9 +6,9 @@
 //! product of a training step, given a transposed copy of the weights for
 //! BP2: [`gemm_transposed_b_with`]), a register-blocked kernel computes `C`
 //! in tiles of 4 rows by 16 columns, with no heap allocation and optionally
-//! on several threads; wide products go to a packed AVX-512 kernel where the
-//! CPU has it (which also takes `B` with contiguous columns, so BP2 needs no
-//! copy there); narrow ones (at least 16 rows and at most 12 columns with
+//! on several threads; wide products go to a packed kernel where the CPU has
+//! AVX-512, or AVX2 with FMA (which also takes `B` with contiguous columns, so
+//! BP2 needs no copy there); narrow ones (at least 16 rows and at most 12 columns with
 //! AVX2, 16 with AVX-512: an output layer) to a kernel that vectorises along
 //! the rows of `C` instead of its columns; other layouts, and products far
 //! larger than a training step's, go to `matrixmultiply`. Products with a mostly-zero left operand
@@ -91,8 +91,8 @@ pub fn gemm_transposed_b_with(
         scratch.dim(),
         bt.dim()
     );
-    #[cfg(all(target_arch = "x86_64", has_avx512))]
-    if packs(a.nrows(), a.ncols(), bt.ncols()) && (c.ncols() == 1 || c.strides()[1] == 1) {
+    #[cfg(target_arch = "x86_64")]
+    if packs(a.nrows(), a.ncols(), bt.ncols()).is_some() && (c.ncols() == 1 || c.strides()[1] == 1) {
         gemm_impl(Some(pool), alpha, a, bt, beta, c);
         return;
     }
@@ -100,11 +100,12 @@ pub fn gemm_transposed_b_with(
     gemm_impl(Some(pool), alpha, a, scratch.view(), beta, c);
 }
 
-/// Whether a product of `m x k x n` goes to the packed kernel (given rows of
-/// `C`, and rows or columns of `B`, that are contiguous).
-#[cfg(all(target_arch = "x86_64", has_avx512))]
-fn packs(m: usize, k: usize, n: usize) -> bool {
-    m * n * k >= PACKED_MIN && n >= PACKED_MIN_COLS && packed::available()
+/// The implementation of the packed kernel that a product of `m x k x n`
+/// goes to, if any (given rows of `C`, and rows or columns of `B`, that are
+/// contiguous).
+#[cfg(target_arch = "x86_64")]
+fn packs(m: usize, k: usize, n: usize) -> Option<packed::Isa> {
+    packed::best().filter(|_| m * n * k >= PACKED_MIN && n >= PACKED_MIN_COLS)
 }
 
 #[track_caller]
@@ -135,13 +136,15 @@ fn gemm_impl(
     let rows_contiguous = |strides: &[isize]| n == 1 || strides[1] == 1;
     // The packed kernel copies B into panels anyway, so it takes B with
     // contiguous columns as well (BP2's `W^T`, a view of `W`).
-    #[cfg(all(target_arch = "x86_64", has_avx512))]
-    if rows_contiguous(c.strides()) && (rows_contiguous(b.strides()) || b.strides()[0] == 1) && packs(m, k, n) {
-        // SAFETY: the CPU has AVX-512F, the shapes chain and are not empty
-        // (checked above), the rows of C are contiguous, and so are the rows
-        // or the columns of B.
-        unsafe { packed::gemm(pool, alpha, a, b, beta, c) };
-        return;
+    #[cfg(target_arch = "x86_64")]
+    if rows_contiguous(c.strides()) && (rows_contiguous(b.strides()) || b.strides()[0] == 1) {
+        if let Some(isa) = packs(m, k, n) {
+            // SAFETY: the CPU has `isa`, the shapes chain and are not empty
+            // (checked above), the rows of C are contiguous, and so are the
+            // rows or the columns of B.
+            unsafe { packed::gemm(isa, pool, alpha, a, b, beta, c) };
+            return;
+        }
     }
     // Products of few columns (an output layer) go to the narrow kernel,
     // which tiles along rows instead of columns.
@@ -158,9 +161,10 @@ fn gemm_impl(
     if rows_contiguous(b.strides()) && rows_contiguous(c.strides()) {
         // The blocked kernel keeps a 16-column strip of B hot but does not
         // tile for the caches beyond that: past about 2^25 multiply-adds,
-        // matrixmultiply's packing wins (on a CPU without AVX-512: with it,
-        // the packed kernel above takes these). All three compute the same
-        // sums in the same order (see `blocked`).
+        // matrixmultiply's packing wins (on a CPU with neither AVX-512 nor
+        // AVX2 and FMA, or for fewer than 32 columns: otherwise the packed
+        // kernel above takes these). All of them compute the same sums in the
+        // same order (see `blocked`).
         if m * n * k < 1 << 25 {
             blocked(pool, alpha, a, b, beta, c);
             return;
@@ -193,9 +197,9 @@ fn gemm_impl(
     }
 }
 
-/// The packed, cache-blocked AVX-512 kernel, for products of at least
-/// [`PACKED_MIN`] multiply-adds.
-#[cfg(all(target_arch = "x86_64", has_avx512))]
+/// The packed, cache-blocked AVX-512 and AVX2 kernels, for products of at
+/// least [`PACKED_MIN`] multiply-adds.
+#[cfg(target_arch = "x86_64")]
 mod packed;
 
 /// The AVX-512 and AVX2 kernel for products with few columns, tiled along
@@ -205,13 +209,14 @@ mod narrow;
 
 /// Smallest product, in multiply-adds, for the packed kernel: below it the
 /// packing does not pay for itself.
-#[cfg(all(target_arch = "x86_64", has_avx512))]
+#[cfg(target_arch = "x86_64")]
 const PACKED_MIN: usize = 1 << 18;
 
-/// Fewest columns for the packed kernel, whose tiles are 32 columns wide:
-/// narrower products (an output layer of 10 units) waste most of each tile
-/// and run faster on the blocked kernel's 16-column tiles.
-#[cfg(all(target_arch = "x86_64", has_avx512))]
+/// Fewest columns for the packed kernel, whose tiles are 32 (AVX-512) or 16
+/// (AVX2) columns wide: narrower products (an output layer of 10 units) waste
+/// most of each tile and run faster on the blocked kernel's 16-column tiles
+/// or the narrow kernel.
+#[cfg(target_arch = "x86_64")]
 const PACKED_MIN_COLS: usize = 32;
 
 /// Rows of a register tile.
@@ -612,10 +617,15 @@ mod tests {
         }
     }
 
-    /// Every dense kernel (the dispatch, the AVX2 blocked kernel, the packed
-    /// AVX-512 kernel, on 1 to 3 threads) gives the sequential-FMA sums bit
-    /// for bit, on shapes that are not multiples of any tile, with
-    /// transposed views of A, beta != 0 and C a view into a wider matrix.
+    /// Every dense kernel (the dispatch, the AVX2 blocked kernel, each packed
+    /// kernel the CPU has, on 1 to 3 threads) gives the sequential-FMA sums
+    /// bit for bit, on shapes that are not multiples of any tile (rows that
+    /// are not multiples of 6 or 8, columns not multiples of 16 or 32),
+    /// depths within one chunk and across several, more rows than one packed
+    /// block, B as stored and as a `W^T` view (read in place), A as stored
+    /// and as a transposed view, alpha and beta variants, and C a view into a
+    /// wider matrix; with beta == 0, C's NaN garbage does not leak into the
+    /// result, and the columns either side of C are never touched.
     #[test]
     fn kernels_match_the_sequential_fma_reference_bit_for_bit() {
         if !crate::sparse::has_avx2_fma() {
@@ -632,10 +642,14 @@ mod tests {
             (3, 1000, 300),
             (200, 100, 150),
             (17, 40, 1025),
+            (300, 520, 131),
+            (128, 256, 64),
         ];
+        #[cfg(target_arch = "x86_64")]
+        let mut packed_checked = 0;
         for (m, k, n) in shapes {
             for (ta, tb) in [(false, false), (true, false), (false, true)] {
-                for beta in [0.0f32, 1.0, -0.5] {
+                for (alpha, beta) in [(0.7f32, 0.0f32), (1.0, 0.0), (0.7, 1.0), (-1.3, -0.5)] {
                     let seed = (m * 31 + k * 7 + n) as u64;
                     let a = if ta {
                         matrix(k, m, seed, 1.0)
@@ -656,18 +670,26 @@ mod tests {
                     };
                     let b = if tb { b_stored.t() } else { b_stored.view() };
                     let c0 = matrix(m, n, seed ^ 2, 1.0);
-                    let want = sequential_fma(0.7, av, b, beta, &c0);
-                    let what = format!("m {m} k {k} n {n} ta {ta} tb {tb} beta {beta}");
-                    // C as columns 3..3 + n of a wider matrix.
+                    let want = sequential_fma(alpha, av, b, beta, &c0);
+                    let what = format!("m {m} k {k} n {n} ta {ta} tb {tb} alpha {alpha} beta {beta}");
+                    // C as columns 3..3 + n of a wider matrix of NaN, given
+                    // its old contents only when they are read (beta != 0).
                     let mut wide = Array2::from_elem((m, n + 5), f32::NAN);
                     let mut run = |f: &dyn Fn(&mut ArrayViewMut2<'_, f32>), kernel: &str| {
+                        wide.fill(f32::NAN);
                         let mut c = wide.slice_mut(ndarray::s![.., 3..3 + n]);
-                        c.assign(&c0);
+                        if beta != 0.0 {
+                            c.assign(&c0);
+                        }
                         f(&mut c);
                         assert_bits(c.view(), &want, &format!("{kernel}, {what}"));
+                        assert!(
+                            wide.column(2).iter().chain(wide.column(n + 3)).all(|x| x.is_nan()),
+                            "{kernel}, {what}: wrote outside C"
+                        );
                     };
                     if !tb {
-                        run(&|c| gemm(0.7, av, b, beta, c), "gemm");
+                        run(&|c| gemm(alpha, av, b, beta, c), "gemm");
                     }
                     for pool in &pools {
                         if tb {
@@ -677,7 +699,7 @@ mod tests {
                                     let mut scratch = scratch.borrow_mut();
                                     gemm_transposed_b_with(
                                         pool,
-                                        0.7,
+                                        alpha,
                                         av,
                                         b_stored.view(),
                                         &mut scratch.view_mut(),
@@ -688,27 +710,25 @@ mod tests {
                                 "gemm_transposed_b_with",
                             );
                         } else {
-                            run(&|c| gemm_with(pool, 0.7, av, b, beta, c), "gemm_with");
+                            run(&|c| gemm_with(pool, alpha, av, b, beta, c), "gemm_with");
                             run(
-                                &|c| blocked_on(Some(pool), 0.7, av, b, beta, c, blocked_rows),
+                                &|c| blocked_on(Some(pool), alpha, av, b, beta, c, blocked_rows),
                                 "blocked",
                             );
                         }
-                        #[cfg(all(target_arch = "x86_64", has_avx512))]
-                        if packed::available() {
-                            // SAFETY: AVX-512F is there; the shapes chain, the
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    for isa in packed::Isa::available() {
+                        for pool in [None, Some(&pools[0]), Some(&pools[1])] {
+                            // SAFETY: the CPU has `isa`; the shapes chain, the
                             // rows of C are contiguous and so are the rows or
                             // the columns of B.
-                            run(&|c| unsafe { packed::gemm(Some(pool), 0.7, av, b, beta, c) }, "packed");
+                            run(
+                                &|c| unsafe { packed::gemm(isa, pool, alpha, av, b, beta, c) },
+                                &format!("packed {isa:?}, {} threads", pool.map_or(1, |p| p.n_threads())),
+                            );
+                            packed_checked += 1;
                         }
-                    }
-                    #[cfg(all(target_arch = "x86_64", has_avx512))]
-                    if packed::available() {
-                        // SAFETY: as above.
-                        run(
-                            &|c| unsafe { packed::gemm(None, 0.7, av, b, beta, c) },
-                            "packed, 1 thread",
-                        );
                     }
                     #[cfg(target_arch = "x86_64")]
                     if !tb {
@@ -718,13 +738,78 @@ mod tests {
                                 // n is at most what it takes, and the rows of
                                 // B and C are contiguous.
                                 run(
-                                    &|c| unsafe { narrow::gemm(isa, pool, 0.7, av, b, beta, c) },
+                                    &|c| unsafe { narrow::gemm(isa, pool, alpha, av, b, beta, c) },
                                     &format!("narrow {isa:?}, {} threads", pool.map_or(1, |p| p.n_threads())),
                                 );
                             }
                         }
                     }
                 }
+            }
+        }
+        // AVX2 and FMA are there (checked above): the AVX2 packed kernel at
+        // least ran.
+        #[cfg(target_arch = "x86_64")]
+        assert!(packed_checked > 0);
+    }
+
+    /// The wide network's products (forward, BP2 with `B = W^T` read in
+    /// place, BP4 with `A^T`) go to the packed kernel where the CPU has one,
+    /// on 1 and 2 threads, and give its bits; BP2 then leaves the scratch
+    /// untouched (no copy of `W^T`). Products too small or too narrow for it
+    /// go elsewhere.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn wide_products_are_dispatched_to_the_packed_kernel() {
+        let Some(isa) = packed::best() else {
+            assert!(!crate::sparse::has_avx2_fma());
+            return;
+        };
+        let calls = || packed::CALLS.with(|calls| calls.get());
+        for threads in [1, 2] {
+            let pool = ThreadPool::new(threads);
+            // (m, k, n, A transposed, B transposed): forward, BP4, BP2.
+            for (m, k, n, ta, tb) in [
+                (128, 1024, 1024, false, false),
+                (128, 784, 1024, false, false),
+                (1024, 128, 1024, true, false),
+                (128, 1024, 784, false, true),
+            ] {
+                let a = if ta { matrix(k, m, 3, 1.0) } else { matrix(m, k, 3, 1.0) };
+                let av = if ta { a.t() } else { a.view() };
+                let b_stored = if tb { matrix(n, k, 4, 1.0) } else { matrix(k, n, 4, 1.0) };
+                let b = if tb { b_stored.t() } else { b_stored.view() };
+                let mut want = Array2::from_elem((m, n), f32::NAN);
+                // SAFETY: the CPU has `isa`; the shapes chain, the rows of C
+                // are contiguous and so are the rows or the columns of B.
+                unsafe { packed::gemm(isa, None, 1.0, av, b, 0.0, &mut want.view_mut()) };
+                let before = calls();
+                let mut got = Array2::from_elem((m, n), f32::NAN);
+                if tb {
+                    let mut scratch = Array2::from_elem((k, n), f32::NAN);
+                    gemm_transposed_b_with(
+                        &pool,
+                        1.0,
+                        av,
+                        b_stored.view(),
+                        &mut scratch.view_mut(),
+                        0.0,
+                        &mut got.view_mut(),
+                    );
+                    assert!(scratch.iter().all(|x| x.is_nan()), "{m}x{k}x{n}: W^T was copied");
+                } else {
+                    gemm_with(&pool, 1.0, av, b, 0.0, &mut got.view_mut());
+                }
+                assert_eq!(calls(), before + 1, "{m}x{k}x{n} went elsewhere");
+                assert_bits(got.view(), &want, &format!("{m}x{k}x{n}, {threads} threads"));
+            }
+            for (m, k, n) in [(128, 64, 16), (16, 64, 64), (128, 1024, 10)] {
+                let a = matrix(m, k, 5, 1.0);
+                let b = matrix(k, n, 6, 1.0);
+                let mut c = Array2::zeros((m, n));
+                let before = calls();
+                gemm_with(&pool, 1.0, a.view(), b.view(), 0.0, &mut c.view_mut());
+                assert_eq!(calls(), before, "{m}x{k}x{n} went to the packed kernel");
             }
         }
     }
