@@ -104,7 +104,7 @@ pub fn gemm_transposed_b_with(
 /// goes to, if any (given rows of `C`, and rows or columns of `B`, that are
 /// contiguous).
 #[cfg(target_arch = "x86_64")]
-fn packs(m: usize, k: usize, n: usize) -> Option<packed::Isa> {
+fn packs(m: usize, k: usize, n: usize) -> Option<Isa> {
     packed::best().filter(|_| m * n * k >= PACKED_MIN && n >= PACKED_MIN_COLS)
 }
 
@@ -194,6 +194,30 @@ fn gemm_impl(
             rsc,
             csc,
         );
+    }
+}
+
+/// An instruction set the packed and narrow kernels are built for.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// AVX-512F: 512-bit registers.
+    #[cfg(has_avx512)]
+    Avx512,
+    /// AVX2 with FMA: 256-bit registers.
+    Avx2,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Isa {
+    /// The instruction sets this CPU has, the widest first.
+    fn available() -> impl Iterator<Item = Isa> {
+        let avx2 = crate::sparse::has_avx2_fma().then_some(Isa::Avx2);
+        #[cfg(has_avx512)]
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f").then_some(Isa::Avx512);
+        #[cfg(not(has_avx512))]
+        let avx512 = None;
+        avx512.into_iter().chain(avx2)
     }
 }
 
@@ -718,7 +742,7 @@ mod tests {
                         }
                     }
                     #[cfg(target_arch = "x86_64")]
-                    for isa in packed::Isa::available() {
+                    for isa in Isa::available() {
                         for pool in [None, Some(&pools[0]), Some(&pools[1])] {
                             // SAFETY: the CPU has `isa`; the shapes chain, the
                             // rows of C are contiguous and so are the rows or
@@ -732,7 +756,7 @@ mod tests {
                     }
                     #[cfg(target_arch = "x86_64")]
                     if !tb {
-                        for isa in narrow::Isa::available().filter(|isa| n <= isa.max_cols()) {
+                        for isa in Isa::available().filter(|isa| n <= isa.max_cols()) {
                             for pool in [None, Some(&pools[0]), Some(&pools[1])] {
                                 // SAFETY: the CPU has `isa`; the shapes chain,
                                 // n is at most what it takes, and the rows of
@@ -826,7 +850,7 @@ mod tests {
     fn narrow_kernel_matches_the_sequential_fma_reference_bit_for_bit() {
         let pools = [ThreadPool::new(2), ThreadPool::new(3)];
         let mut checked = 0;
-        for isa in narrow::Isa::available() {
+        for isa in Isa::available() {
             for m in [1, 15, 16, 17, 64, 128, 130] {
                 for n in 1..=isa.max_cols() {
                     for k in [1, 9, 300, 520] {

@@ -31,7 +31,7 @@
 // sets for compilers of 1.89 and later, where its intrinsics are stable.
 #![cfg_attr(has_avx512, allow(clippy::incompatible_msrv))]
 
-use super::Operands;
+use super::{Isa, Operands};
 use crate::ThreadPool;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::arch::x86_64::{
@@ -57,27 +57,7 @@ thread_local! {
     pub(super) static CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// An implementation of the kernel: the instruction set it needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Isa {
-    /// 16-row tiles of 512-bit registers.
-    #[cfg(has_avx512)]
-    Avx512,
-    /// 8-row tiles of 256-bit registers.
-    Avx2,
-}
-
 impl Isa {
-    /// The implementations this CPU can run, the fastest first.
-    pub(super) fn available() -> impl Iterator<Item = Isa> {
-        let avx2 = crate::sparse::has_avx2_fma().then_some(Isa::Avx2);
-        #[cfg(has_avx512)]
-        let avx512 = std::arch::is_x86_feature_detected!("avx512f").then_some(Isa::Avx512);
-        #[cfg(not(has_avx512))]
-        let avx512 = None;
-        avx512.into_iter().chain(avx2)
-    }
-
     /// Most columns of `C` it takes: AVX2 has 16 registers in all.
     pub(super) fn max_cols(self) -> usize {
         match self {

@@ -42,7 +42,7 @@
 // stable; the crate's rust-version (1.85) builds the AVX2 kernel alone.
 #![allow(clippy::incompatible_msrv)]
 
-use super::Operands;
+use super::{Isa, Operands};
 use crate::ThreadPool;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::arch::x86_64::{
@@ -68,28 +68,6 @@ const NR_MAX: usize = 32;
 /// Most columns of `B` packed at once by any kernel (the panels of `B` hold
 /// `KC x PANELS_MAX` floats, 64 KiB).
 const PANELS_MAX: usize = 64;
-
-/// An implementation of the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Isa {
-    /// `8 x 32` tiles of 512-bit registers.
-    #[cfg(has_avx512)]
-    Avx512,
-    /// `6 x 16` tiles of 256-bit registers, with FMA.
-    Avx2,
-}
-
-impl Isa {
-    /// The implementations this CPU can run, the fastest first.
-    pub(super) fn available() -> impl Iterator<Item = Isa> {
-        let avx2 = crate::sparse::has_avx2_fma().then_some(Isa::Avx2);
-        #[cfg(has_avx512)]
-        let avx512 = std::arch::is_x86_feature_detected!("avx512f").then_some(Isa::Avx512);
-        #[cfg(not(has_avx512))]
-        let avx512 = None;
-        avx512.into_iter().chain(avx2)
-    }
-}
 
 /// The implementation the dispatch uses: the fastest this CPU has, if any.
 pub(super) fn best() -> Option<Isa> {
