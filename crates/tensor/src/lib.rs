@@ -4,7 +4,9 @@
 //! run without touching the heap:
 //!
 //! - [`gemm`]: `C <- alpha * A * B + beta * C`, where `A` and `B` may be
-//!   transposed stride views (`x.t()`) at no cost: a register-blocked kernel
+//!   transposed stride views (`x.t()`) at no cost: a packed, cache-blocked
+//!   kernel (AVX-512 or AVX2+FMA) for wide products, a kernel tiled along
+//!   rows for products of few columns, a register-blocked one for the rest
 //!   when `B` and `C` have contiguous rows, `matrixmultiply` otherwise;
 //! - [`sparse_gemm`]: the same product for a left operand that is mostly
 //!   zeros (MNIST pixels), stored once per batch as [`SparseRows`] (filled
@@ -20,7 +22,9 @@
 //!   and [`chunks_mut_with`], fixed chunks of one buffer, each with its index;
 //! - [`Rng`]: a seeded, portable, version-stable random number generator;
 //! - [`ThreadPool`]: workers for the `_with` variants of the products, which
-//!   split work by output so results do not depend on the number of threads.
+//!   split work by output so results do not depend on the number of threads,
+//!   and ([`ThreadPool::run_beside`]) side work that idle workers take while
+//!   the caller runs something else.
 //!
 //! Shape mismatches are programming errors: kernels panic with both shapes in
 //! the message (each documents this under `# Panics`).

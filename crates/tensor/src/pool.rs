@@ -21,8 +21,12 @@
 //! its workers save it and what they make it wait ([`health`]): when waiting
 //! costs more, it runs alone for a while and then tries them again.
 //!
+//! Besides runs, [`ThreadPool::run_beside`] hands out side work (making the
+//! next batch of a training loop) that idle workers take between the runs of
+//! the caller's own work; whatever is left the caller finishes afterwards.
+//!
 //! On Linux each worker is pinned to a CPU of its own (worker `w` to the
-//! `w + 1`-th CPU the process may use): left alone, the scheduler tends to
+//! `w + 1`-th CPU the process may use, as the first pool saw them): left alone, the scheduler tends to
 //! run a worker on the core of the thread that woke it, where the two take
 //! turns and a parallel step runs at half speed. A program that owns its
 //! calling thread can pin that one to the remaining CPU with
