@@ -26,9 +26,10 @@
 //! the caller's own work; whatever is left the caller finishes afterwards.
 //!
 //! On Linux each worker is pinned to a CPU of its own (worker `w` to the
-//! `w + 1`-th CPU the process may use, as the first pool saw them): left alone, the scheduler tends to
-//! run a worker on the core of the thread that woke it, where the two take
-//! turns and a parallel step runs at half speed. A program that owns its
+//! `w + 1`-th CPU the process may use, as the first pool made saw them):
+//! left alone, the scheduler tends to run a worker on the core of the
+//! thread that woke it, where the two take turns and a parallel step runs
+//! at half speed. A program that owns its
 //! calling thread can pin that one to the remaining CPU with
 //! [`ThreadPool::pin_caller`].
 
