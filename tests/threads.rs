@@ -86,6 +86,43 @@ fn regression_with_every_activation_does_not_depend_on_threads() {
 /// the index alone, so 1, 2 and 3 threads train the same bits over two
 /// epochs, on the sparse and on the dense path; and the augmentation does
 /// change what is learnt.
+/// An augmented source that makes each batch just before its gather
+/// (`Examples::prepare`) and nothing beside the step before
+/// (`Examples::prepare_beside` left to its default).
+struct NotBeside<'a>(&'a backprop_data::Augmented);
+
+impl backprop_nn::Examples for NotBeside<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn n_features(&self) -> usize {
+        self.0.n_features()
+    }
+    fn target_shape(&self) -> backprop_nn::TargetShape {
+        self.0.target_shape()
+    }
+    fn gather(&self, indices: &[u32], x: ndarray::ArrayViewMut2<'_, f32>, y: backprop_nn::TargetsMut<'_>) {
+        self.0.gather(indices, x, y);
+    }
+    fn density(&self) -> Option<f32> {
+        self.0.density()
+    }
+    fn gather_sparse(
+        &self,
+        indices: &[u32],
+        x: &mut backprop_tensor::SparseRows,
+        y: backprop_nn::TargetsMut<'_>,
+    ) -> bool {
+        self.0.gather_sparse(indices, x, y)
+    }
+    fn start_epoch(&self, epoch: usize) {
+        self.0.start_epoch(epoch);
+    }
+    fn prepare(&self, indices: &[u32], pool: &backprop_tensor::ThreadPool) {
+        self.0.prepare(indices, pool);
+    }
+}
+
 #[test]
 fn augmented_training_does_not_depend_on_threads() {
     use backprop_data::{Augment, Augmented};
@@ -114,6 +151,13 @@ fn augmented_training_does_not_depend_on_threads() {
             assert!(
                 one == run(config.clone(), &again, threads),
                 "{sizes:?}, {threads} threads"
+            );
+            // The trainer has the next batch distorted beside each step
+            // (`Examples::prepare_beside`); without that, the same bits.
+            let before = Augmented::new(data.train.clone(), Augment::digits(), 3).unwrap();
+            assert!(
+                one == run(config.clone(), &NotBeside(&before), threads),
+                "{sizes:?}, {threads} threads, nothing made beside the steps"
             );
         }
         assert!(

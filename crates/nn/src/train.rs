@@ -489,8 +489,9 @@ impl Trainer {
             let (model, workspace, grads) = (&mut self.model, &mut self.workspace, &mut self.grads);
             let (optimizer, dropout, norms) = (&mut self.optimizer, &mut self.dropout, &mut self.norms);
             let dropping = self.dropping;
-            let mut loss = f32::NAN;
+            let (mut loss, mut stepped) = (f32::NAN, false);
             data.prepare_beside(&self.next, &pool, &mut || {
+                stepped = true;
                 if dropping {
                     dropout.draw(workspace, targets.len());
                 }
@@ -517,6 +518,7 @@ impl Trainer {
                     apply_max_norm(model, max, norms);
                 }
             });
+            assert!(stepped, "Examples::prepare_beside returned without running the step");
             if !loss.is_finite() {
                 self.workspace.pool().set_alone(false);
                 return Err(self.diverged("the batch loss"));
@@ -641,6 +643,40 @@ mod tests {
     use super::*;
     use crate::{Features, OptimizerConfig};
     use ndarray::Array2;
+
+    /// A source whose `prepare_beside` forgets to run the step.
+    struct Skips(Features);
+
+    impl Examples for Skips {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn n_features(&self) -> usize {
+            self.0.n_features()
+        }
+        fn target_shape(&self) -> crate::TargetShape {
+            self.0.target_shape()
+        }
+        fn gather(&self, indices: &[u32], x: ndarray::ArrayViewMut2<'_, f32>, y: crate::TargetsMut<'_>) {
+            self.0.gather(indices, x, y);
+        }
+        fn prepare_beside(&self, _: &[u32], _: &backprop_tensor::ThreadPool, _: &mut dyn FnMut()) {}
+    }
+
+    /// That breaks the contract of `Examples::prepare_beside`, and the
+    /// trainer says so rather than report a diverged loss.
+    #[test]
+    #[should_panic(expected = "Examples::prepare_beside returned without running the step")]
+    fn a_source_that_skips_the_step_is_refused() {
+        let data = Skips(Features::classification(Array2::ones((8, 3)), vec![0, 1, 0, 1, 0, 1, 0, 1], 2).unwrap());
+        let config = TrainConfig {
+            sizes: vec![3, 2],
+            epochs: 1,
+            batch_size: 4,
+            ..TrainConfig::default()
+        };
+        let _ = Trainer::new(config, 8).unwrap().train_epoch(&data, |_, _, _| {});
+    }
 
     /// Switching between the pool's threads and its caller alone on every
     /// step (what the thread choice may do at any step) trains the same
