@@ -221,6 +221,26 @@ fn claim_of(state_word: &AtomicU64, generation: u64) -> Option<(usize, usize)> {
     }
 }
 
+/// Announces a job of `n_tasks` tasks on `state`, whose `job` and finished
+/// count `done` go with it (a run's, or the side work's): the job and the
+/// count are stored before the state that makes the tasks claimable, under
+/// a new generation, which it returns. The generation wraps within its 24
+/// bits: it only has to differ from the previous job's (`Shared::work`
+/// says why a wrap is safe).
+fn announce(
+    state: &AtomicU64,
+    job: &AtomicPtr<Job<'static>>,
+    done: &AtomicUsize,
+    job_ptr: *mut Job<'static>,
+    n_tasks: usize,
+) -> u64 {
+    job.store(job_ptr, Ordering::SeqCst);
+    done.store(0, Ordering::SeqCst);
+    let generation = ((state.load(Ordering::Relaxed) >> (2 * FIELD)) + 1) & GENERATION_MASK;
+    state.store(generation << (2 * FIELD) | (n_tasks as u64) << FIELD, Ordering::SeqCst);
+    generation
+}
+
 /// Locks `mutex`, ignoring poisoning: the data it guards stays valid
 /// whatever panicked.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -364,6 +384,15 @@ impl ThreadPool {
         lock(&self.health).solo_total()
     }
 
+    /// Unparks the workers that are parked (or about to park).
+    fn wake_sleepers(&self) {
+        for (w, sleeping) in self.shared.sleeping.iter().enumerate() {
+            if sleeping.load(Ordering::SeqCst) {
+                self.workers[w].thread().unpark();
+            }
+        }
+    }
+
     /// Runs `main` on the calling thread while the pool's other threads,
     /// whenever they are idle (between the runs `main` makes, or all along
     /// if it makes none), run `side(t)` for `t` in `0..n_side`; then runs on
@@ -402,17 +431,8 @@ impl ThreadPool {
         // only after claiming one of its tasks, and this function returns
         // only once every task is done (below), even if `main` panics.
         let job_ptr = unsafe { std::mem::transmute::<*const Job<'_>, *mut Job<'static>>(&job) };
-        shared.side_job.store(job_ptr, Ordering::SeqCst);
-        shared.side_done.store(0, Ordering::SeqCst);
-        let generation = ((shared.side_state.load(Ordering::Relaxed) >> (2 * FIELD)) + 1) & GENERATION_MASK;
-        shared
-            .side_state
-            .store(generation << (2 * FIELD) | (n_side as u64) << FIELD, Ordering::SeqCst);
-        for (w, sleeping) in shared.sleeping.iter().enumerate() {
-            if sleeping.load(Ordering::SeqCst) {
-                self.workers[w].thread().unpark();
-            }
-        }
+        announce(&shared.side_state, &shared.side_job, &shared.side_done, job_ptr, n_side);
+        self.wake_sleepers();
         /// Finishes the side work when dropped, so that it is finished
         /// however `main` ends.
         struct Finish<'p>(&'p ThreadPool, usize);
@@ -465,19 +485,8 @@ impl ThreadPool {
         // only while this run is unfinished, and this function does not
         // return before it is finished.
         let job_ptr = unsafe { std::mem::transmute::<*const Job<'_>, *mut Job<'static>>(&job) };
-        shared.job.store(job_ptr, Ordering::SeqCst);
-        shared.done.store(0, Ordering::SeqCst);
-        // The generation wraps within its 24 bits: it only has to differ
-        // from the previous run's (`Shared::work` says why a wrap is safe).
-        let generation = ((shared.state.load(Ordering::Relaxed) >> (2 * FIELD)) + 1) & GENERATION_MASK;
-        shared
-            .state
-            .store(generation << (2 * FIELD) | (n_tasks as u64) << FIELD, Ordering::SeqCst);
-        for (w, sleeping) in shared.sleeping.iter().enumerate() {
-            if sleeping.load(Ordering::SeqCst) {
-                self.workers[w].thread().unpark();
-            }
-        }
+        let generation = announce(&shared.state, &shared.job, &shared.done, job_ptr, n_tasks);
+        self.wake_sleepers();
         let start = Instant::now();
         let mine = shared.work(generation);
         let own = start.elapsed();
