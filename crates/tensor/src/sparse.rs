@@ -168,14 +168,11 @@ impl SparseRows {
 
     /// Builds the CSC copy from the finished CSR of `nnz` entries (unless
     /// the matrix keeps rows only).
-    fn finish(&mut self, nnz: usize) {
-        let (rows, cols) = (self.row_ptr.len() - 1, self.cols);
+    pub(crate) fn finish(&mut self, nnz: usize) {
         if self.rows_only {
-            // Every column pointer stays 0; `sparse_gemm` refuses `X^T`.
-            self.rows = rows;
-            self.nnz = nnz;
-            return;
+            return self.finish_rows(nnz);
         }
+        let (rows, cols) = (self.row_ptr.len() - 1, self.cols);
         self.col_ptr.clear();
         self.col_ptr.resize(cols + 1, 0);
         for &j in &self.row_idx[..nnz] {
@@ -186,18 +183,43 @@ impl SparseRows {
         }
         // Counting sort of the CSR entries by column: `cursor[j]` is where
         // column j's next entry goes. Rows are visited in order, so rows stay
-        // ascending within each column.
+        // ascending within each column. A row's entries land far apart, one
+        // per column, so the columns are taken in stripes whose share of the
+        // CSC stays in the first-level cache while it fills; `next[i]` is
+        // where row i's entries of the stripe start (they are in column
+        // order).
+        let stripes = (nnz * STRIPE_ENTRY_BYTES).div_ceil(STRIPE_BYTES).clamp(1, cols.max(1));
+        let next = &mut self.piece_start;
+        next.clear();
+        next.extend_from_slice(&self.row_ptr[..rows]);
+        let (row_ptr, row_idx, row_val) = (&self.row_ptr[..=rows], &self.row_idx[..nnz], &self.row_val[..nnz]);
+        let (col_idx, col_val) = (&mut self.col_idx[..nnz], &mut self.col_val[..nnz]);
         let cursor = &mut self.col_ptr[..cols];
-        for i in 0..rows {
-            for e in self.row_ptr[i]..self.row_ptr[i + 1] {
-                let j = self.row_idx[e] as usize;
-                let dst = cursor[j];
-                self.col_idx[dst] = i as u32;
-                self.col_val[dst] = self.row_val[e];
-                cursor[j] += 1;
+        for s in 1..=stripes {
+            let end_col = (cols * s / stripes) as u32;
+            for (i, (next, &end)) in next.iter_mut().zip(&row_ptr[1..]).enumerate() {
+                let mut e = *next;
+                while e < end && row_idx[e] < end_col {
+                    let j = row_idx[e] as usize;
+                    let dst = cursor[j];
+                    col_idx[dst] = i as u32;
+                    col_val[dst] = row_val[e];
+                    cursor[j] = dst + 1;
+                    e += 1;
+                }
+                *next = e;
             }
         }
         self.finish_columns(nnz);
+    }
+
+    /// Completes a fill of `nnz` entries of a matrix that keeps rows only,
+    /// once its CSR is written. Every column pointer stays 0, and
+    /// `sparse_gemm` refuses `X^T`.
+    pub(crate) fn finish_rows(&mut self, nnz: usize) {
+        debug_assert!(self.rows_only, "finish_rows: the matrix keeps columns");
+        self.rows = self.row_ptr.len() - 1;
+        self.nnz = nnz;
     }
 
     /// Completes a fill of `nnz` entries whose CSR is written and whose CSC
@@ -214,19 +236,22 @@ impl SparseRows {
     }
 
     /// Whether `self` and `other` hold the same matrix in the same bytes:
-    /// dimensions, pointers, and the stored entries of both orientations.
+    /// dimensions, pointers, and the stored entries of both orientations
+    /// (of the rows alone for matrices that keep no columns).
     #[cfg(test)]
     pub(crate) fn same_bytes(&self, other: &SparseRows) -> bool {
         let n = self.nnz;
         let bits = |v: &[f32]| v[..n].iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let columns =
+            self.rows_only || (self.col_idx[..n] == other.col_idx[..n] && bits(&self.col_val) == bits(&other.col_val));
         self.dim() == other.dim()
             && n == other.nnz
+            && self.rows_only == other.rows_only
             && self.row_ptr == other.row_ptr
             && self.col_ptr == other.col_ptr
             && self.row_idx[..n] == other.row_idx[..n]
-            && self.col_idx[..n] == other.col_idx[..n]
             && bits(&self.row_val) == bits(&other.row_val)
-            && bits(&self.col_val) == bits(&other.col_val)
+            && columns
     }
 
     /// `(rows, cols)` of the stored matrix.
@@ -302,6 +327,13 @@ impl Entry for u8 {
         f32::from(self) * scale
     }
 }
+
+/// Bytes of CSC a stripe of the sort by column fills: well inside a
+/// first-level data cache.
+const STRIPE_BYTES: usize = 16 << 10;
+
+/// Bytes one CSC entry takes: its row and its value.
+const STRIPE_ENTRY_BYTES: usize = std::mem::size_of::<u32>() + std::mem::size_of::<f32>();
 
 /// Pixels per run that compression tests for zeros at once.
 pub(crate) const RUN: usize = 16;
