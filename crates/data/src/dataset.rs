@@ -3,8 +3,9 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::OnceLock;
 
-use backprop_tensor::{SparseRows, ThreadPool};
+use backprop_tensor::{SparseBytes, SparseRows, ThreadPool};
 use ndarray::ArrayViewMut2;
 
 use crate::error::{DataError, Result};
@@ -31,7 +32,24 @@ pub struct Dataset {
     n_classes: usize,
     /// Number of non-zero pixels, counted once.
     nonzero: usize,
+    /// The images compressed to their non-zeros, made by the first
+    /// compressed gather.
+    compressed: NonZeros,
 }
+
+/// A cache of the pixels in compressed form: it is derived from them, so it
+/// compares equal whenever they do, made or not. (Boxed: a data set stays
+/// small to move.)
+#[derive(Clone, Default)]
+struct NonZeros(OnceLock<Box<SparseBytes>>);
+
+impl PartialEq for NonZeros {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for NonZeros {}
 
 impl Dataset {
     /// Labelled images from `labels.len()` images of `rows x cols` pixels,
@@ -71,6 +89,7 @@ impl Dataset {
         }
         Ok(Self {
             nonzero: count_nonzero(&pixels),
+            compressed: NonZeros::default(),
             pixels,
             labels,
             rows,
@@ -147,6 +166,7 @@ impl Dataset {
         let pixels = &self.pixels[range.start * f..range.end * f];
         Dataset {
             nonzero: count_nonzero(pixels),
+            compressed: NonZeros::default(),
             pixels: pixels.to_vec(),
             labels: self.labels[range].to_vec(),
             rows: self.rows,
@@ -194,7 +214,10 @@ impl Dataset {
 
     /// Like [`Dataset::gather_into`], but into a compressed [`SparseRows`]:
     /// only the non-zero pixels are converted and stored, with exactly the
-    /// values `gather_into` would give them.
+    /// values `gather_into` would give them. The first call compresses every
+    /// image once (three bytes per non-zero pixel, kept with the data set),
+    /// so that batches copy their images' non-zeros instead of scanning
+    /// their pixels.
     ///
     /// # Panics
     /// If `y.len() != indices.len()` or an index is out of range.
@@ -233,6 +256,13 @@ impl Dataset {
             );
             *label = usize::from(self.labels[i]);
         }
+        if f <= SparseBytes::MAX_COLS {
+            let store = self.compressed.0.get_or_init(|| Box::new(SparseBytes::new(&self.pixels, f)));
+            return match pool {
+                Some(pool) => x.fill_from_with(pool, store, indices, 1.0 / 255.0),
+                None => x.fill_from(store, indices, 1.0 / 255.0),
+            };
+        }
         let image = |i: u32| &self.pixels[i as usize * f..(i as usize + 1) * f];
         match pool {
             Some(pool) => x.fill_u8_with(pool, indices.len(), f, 1.0 / 255.0, |r| image(indices[r])),
@@ -242,26 +272,20 @@ impl Dataset {
 
     /// Asks the CPU to start loading the images named by `indices` into its
     /// caches, so a later gather finds them there instead of waiting on
-    /// memory for each one. A hint only: it changes no result.
+    /// memory for each one: their non-zeros once the images are compressed
+    /// ([`Dataset::gather_sparse_into`]), else their pixels. A hint only: it
+    /// changes no result.
     pub fn prefetch(&self, indices: &[u32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
-            const LINE: usize = 64;
-            let f = self.n_features();
-            for &i in indices {
-                let start = i as usize * f;
-                if let Some(image) = self.pixels.get(start..start + f) {
-                    for offset in (0..f).step_by(LINE) {
-                        // SAFETY: a prefetch of an address inside `image`;
-                        // prefetches never fault and change no memory.
-                        unsafe { _mm_prefetch::<_MM_HINT_T1>(image.as_ptr().add(offset).cast()) };
-                    }
-                }
+        if let Some(store) = self.compressed.0.get() {
+            return store.prefetch_rows(indices);
+        }
+        let f = self.n_features();
+        for &i in indices {
+            let start = i as usize * f;
+            if let Some(image) = self.pixels.get(start..start + f) {
+                backprop_tensor::prefetch(image);
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = indices;
     }
 
     /// The fraction of pixels that are not zero, in `[0, 1]` (1 when there
@@ -312,6 +336,48 @@ mod tests {
         assert_eq!(tiny().density(), 10.0 / 12.0);
         let blank = Dataset::new(vec![0; 8], vec![0, 0], 2, 2, 1).unwrap();
         assert_eq!(blank.density(), 0.0);
+    }
+
+    #[test]
+    fn compressed_gathers_hold_the_dense_gathers_values_in_both_orientations() {
+        use backprop_tensor::{Op, sparse_gemm};
+        // 5 images of 5x7 pixels, most of them zero.
+        let pixels: Vec<u8> = (0..5 * 35u32)
+            .map(|p| if p % 3 == 0 { (p * 7 % 256) as u8 } else { 0 })
+            .collect();
+        let d = Dataset::new(pixels, vec![0, 1, 2, 3, 4], 5, 7, 5).unwrap();
+        let indices = [4, 0, 4, 2];
+        let mut dense = Array2::zeros((4, 35));
+        let mut labels = [9; 4];
+        d.gather_into(&indices, dense.view_mut(), &mut labels);
+        let identity = |n: usize| Array2::from_shape_fn((n, n), |(i, j)| if i == j { 1.0f32 } else { 0.0 });
+        for threads in [None, Some(1), Some(2)] {
+            let pool = threads.map(ThreadPool::new);
+            // Before the images are compressed, and after (prefetch then
+            // reads the compressed rows).
+            for _ in 0..2 {
+                d.prefetch(&indices);
+                let mut x = SparseRows::with_capacity(4, 35);
+                let mut y = [9; 4];
+                d.gather_sparse_into_with(&indices, &mut x, &mut y, pool.as_ref());
+                assert_eq!(y, labels);
+                let mut rows = Array2::from_elem((4, 35), f32::NAN);
+                sparse_gemm(1.0, &x, Op::Plain, identity(35).view(), 0.0, &mut rows.view_mut());
+                assert_eq!(rows, dense);
+                let mut columns = Array2::from_elem((35, 4), f32::NAN);
+                sparse_gemm(
+                    1.0,
+                    &x,
+                    Op::Transposed,
+                    identity(4).view(),
+                    0.0,
+                    &mut columns.view_mut(),
+                );
+                assert_eq!(columns, dense.t());
+            }
+        }
+        // The compressed copy is a cache: a dataset equals its clone either way.
+        assert_eq!(d, Dataset::new(d.pixels.clone(), d.labels.clone(), 5, 7, 5).unwrap());
     }
 
     /// Three 2x2 images with distinct pixels.

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p backprop-tensor`
 
-use backprop_tensor::{Op, Rng, SparseRows, ThreadPool, gemm, gemm_with, softmax_rows, sparse_gemm_with};
+use backprop_tensor::{Op, Rng, SparseBytes, SparseRows, ThreadPool, gemm, gemm_with, softmax_rows, sparse_gemm_with};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use std::hint::black_box;
@@ -33,6 +33,12 @@ fn kernels(c: &mut Criterion) {
     let x = Array2::from_shape_fn((b, n_in), |(i, j)| f32::from(bytes[i * n_in + j]) / 255.0);
     let mut sparse = SparseRows::with_capacity(b, n_in);
     sparse.fill(x.view());
+    // A training set's worth of compressed images, and a batch of 64 of
+    // them drawn at random, as training draws them.
+    let images = pixels(60_000, n_in, &mut rng);
+    let store = SparseBytes::new(&images, n_in);
+    drop(images);
+    let batch: Vec<u32> = (0..b).map(|_| rng.below(60_000) as u32).collect();
     let a2 = dense(128, 1024, &mut rng);
     let w3 = dense(1024, o, &mut rng);
 
@@ -52,6 +58,10 @@ fn kernels(c: &mut Criterion) {
         c.bench_function(&format!("compress a u8 batch (64x784), {t} threads"), |bench| {
             bench.iter(|| packed.fill_u8_with(&pool, b, n_in, 1.0 / 255.0, |i| &bytes[i * n_in..(i + 1) * n_in]))
         });
+        c.bench_function(
+            &format!("fill a batch from compressed images (64 of 60000x784), {t} threads"),
+            |bench| bench.iter(|| packed.fill_from_with(&pool, &store, &batch, 1.0 / 255.0)),
+        );
         let mut dw1 = Array2::zeros((n_in, h));
         c.bench_function(&format!("sparse X^T*delta1 (784x64x128), {t} threads"), |bench| {
             bench.iter(|| {

@@ -35,10 +35,12 @@ mod axpy;
 mod elementwise;
 mod gemm;
 mod pool;
+mod prefetch;
 mod reduce;
 mod rng;
 mod softmax;
 mod sparse;
+mod sparse_bytes;
 mod stripes;
 
 pub use activation::{relu_backward_inplace, relu_inplace};
@@ -46,10 +48,12 @@ pub use axpy::axpy_with;
 pub use elementwise::{ChunkUpdate, ELEMENTWISE_CHUNK, chunks_mut_with, zip_chunks_with};
 pub use gemm::{gemm, gemm_transposed_b_with, gemm_with};
 pub use pool::ThreadPool;
+pub use prefetch::prefetch;
 pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};
 pub use rng::{Rng, RngState};
 pub use softmax::{log_softmax_rows, softmax_rows};
 pub use sparse::{Op, SparseRows, sparse_affine_with, sparse_gemm, sparse_gemm_with};
+pub use sparse_bytes::SparseBytes;
 
 #[cfg(test)]
 mod naive;
