@@ -86,10 +86,10 @@ fn regression_with_every_activation_does_not_depend_on_threads() {
 /// the index alone, so 1, 2 and 3 threads train the same bits over two
 /// epochs, on the sparse and on the dense path; and the augmentation does
 /// change what is learnt.
-/// An augmented source that makes each batch just before its gather
-/// (`Examples::prepare`) and nothing beside the step before
-/// (`Examples::prepare_beside` left to its default).
-struct NotBeside<'a>(&'a backprop_data::Augmented);
+/// A source that makes each batch just before its gather
+/// (`Examples::prepare`, the gather itself) and nothing beside the step
+/// before (`Examples::prepare_beside` left to its default).
+struct NotBeside<'a>(&'a dyn backprop_nn::Examples);
 
 impl backprop_nn::Examples for NotBeside<'_> {
     fn len(&self) -> usize {
@@ -172,6 +172,35 @@ fn sparse_path_weights_do_not_depend_on_threads() {
     let one = train(vec![256, 64, 10], 16, 0.25, 1);
     assert_eq!(one, train(vec![256, 64, 10], 16, 0.25, 2));
     assert_eq!(one, train(vec![256, 64, 10], 16, 0.25, 3));
+}
+
+#[test]
+fn sparse_batches_made_beside_the_step_give_the_weights_of_batches_gathered_in_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    Synthetic {
+        side: 16,
+        ink: 0.25,
+        n_train: 500,
+        ..Synthetic::default()
+    }
+    .write_dir(dir.path(), false);
+    let data = backprop_data::load_dir(dir.path()).unwrap();
+    let config = TrainConfig {
+        sizes: vec![256, 64, 10],
+        epochs: 2,
+        batch_size: 50,
+        learning_rate: 0.01,
+        seed: 9,
+        ..TrainConfig::default()
+    };
+    for threads in [2, 3] {
+        // The data set compresses each next batch beside the step
+        // (`Dataset::prepare_beside`); the wrapper leaves that out.
+        assert!(
+            run(config.clone(), &data.train, threads) == run(config.clone(), &NotBeside(&data.train), threads),
+            "{threads} threads"
+        );
+    }
 }
 
 #[test]

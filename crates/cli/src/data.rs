@@ -11,7 +11,7 @@ use std::path::Path;
 /// Loaded training and test data.
 pub(crate) enum Data {
     /// IDX images.
-    Idx(TrainTest),
+    Idx(Box<TrainTest>),
     /// A CSV table, split or with its own test file.
     Csv(Box<CsvData>),
 }
@@ -76,7 +76,7 @@ impl Data {
                     data.display()
                 );
             }
-            return Ok(Data::Idx(crate::datasets::load_idx(data)?));
+            return Ok(Data::Idx(Box::new(crate::datasets::load_idx(data)?)));
         }
         let Some(target) = target else {
             bail!(

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use backprop_tensor::{SparseBytes, SparseRows, ThreadPool};
 use ndarray::ArrayViewMut2;
@@ -35,7 +35,36 @@ pub struct Dataset {
     /// The images compressed to their non-zeros, made by the first
     /// compressed gather.
     compressed: NonZeros,
+    /// The next compressed batch, made beside the step before it.
+    ahead: Ahead,
 }
+
+/// A compressed batch made ahead ([`Dataset::prepare_beside`]) for the
+/// gather that asks for its indices. A cache: a clone starts without one,
+/// and it takes no part in comparisons.
+#[derive(Default)]
+struct Ahead(Mutex<Option<Box<Batch>>>);
+
+/// A batch made ahead: the examples `indices`, compressed in `x`.
+struct Batch {
+    indices: Vec<u32>,
+    x: SparseRows,
+    ready: bool,
+}
+
+impl Clone for Ahead {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Ahead {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Ahead {}
 
 /// A cache of the pixels in compressed form: it is derived from them, so it
 /// compares equal whenever they do, made or not. (Boxed: a data set stays
@@ -90,6 +119,7 @@ impl Dataset {
         Ok(Self {
             nonzero: count_nonzero(&pixels),
             compressed: NonZeros::default(),
+            ahead: Ahead::default(),
             pixels,
             labels,
             rows,
@@ -167,6 +197,7 @@ impl Dataset {
         Dataset {
             nonzero: count_nonzero(pixels),
             compressed: NonZeros::default(),
+            ahead: Ahead::default(),
             pixels: pixels.to_vec(),
             labels: self.labels[range].to_vec(),
             rows: self.rows,
@@ -257,7 +288,13 @@ impl Dataset {
             *label = usize::from(self.labels[i]);
         }
         if f <= SparseBytes::MAX_COLS {
-            let store = self.compressed.0.get_or_init(|| Box::new(SparseBytes::new(&self.pixels, f)));
+            if self.take_ahead(indices, x) {
+                return;
+            }
+            let store = self
+                .compressed
+                .0
+                .get_or_init(|| Box::new(SparseBytes::new(&self.pixels, f)));
             return match pool {
                 Some(pool) => x.fill_from_with(pool, store, indices, 1.0 / 255.0),
                 None => x.fill_from(store, indices, 1.0 / 255.0),
@@ -267,6 +304,55 @@ impl Dataset {
         match pool {
             Some(pool) => x.fill_u8_with(pool, indices.len(), f, 1.0 / 255.0, |r| image(indices[r])),
             None => x.fill_u8(indices.iter().map(|&i| image(i)), f, 1.0 / 255.0),
+        }
+    }
+
+    /// Runs `step` while one of `pool`'s threads, when idle, compresses the
+    /// examples `next` (the batch after it) into a buffer of the data set's,
+    /// which the compressed gather of exactly those indices then takes in
+    /// place of its own (the buffers are swapped, not copied). The gather
+    /// gives the same bytes either way. Does nothing ahead with one thread,
+    /// no `next`, or before a compressed gather has made the compressed
+    /// images (a run that gathers dense batches wants none).
+    pub fn prepare_beside(&self, next: &[u32], pool: &ThreadPool, step: &mut dyn FnMut()) {
+        let Some(store) = self.compressed.0.get() else {
+            return step();
+        };
+        if next.is_empty() || pool.active_threads() == 1 || next.iter().any(|&i| i as usize >= self.len()) {
+            return step();
+        }
+        let make = |_: usize| {
+            let mut ahead = self.ahead.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let batch = ahead.get_or_insert_with(|| {
+                Box::new(Batch {
+                    indices: Vec::with_capacity(next.len()),
+                    x: SparseRows::with_capacity(next.len(), store.cols()),
+                    ready: false,
+                })
+            });
+            batch.ready = false;
+            batch.indices.clear();
+            batch.indices.extend_from_slice(next);
+            batch.x.fill_from(store, next, 1.0 / 255.0);
+            batch.ready = true;
+        };
+        pool.run_beside(1, &make, step);
+    }
+
+    /// Moves the batch made ahead into `x` (its buffer going back to the
+    /// data set) when it holds the examples `indices` in the form `x` keeps;
+    /// whether it did.
+    fn take_ahead(&self, indices: &[u32], x: &mut SparseRows) -> bool {
+        let Ok(mut ahead) = self.ahead.0.try_lock() else {
+            return false;
+        };
+        match ahead.as_mut() {
+            Some(batch) if batch.ready && batch.indices == indices && batch.x.has_columns() == x.has_columns() => {
+                std::mem::swap(&mut batch.x, x);
+                batch.ready = false;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -378,6 +464,65 @@ mod tests {
         }
         // The compressed copy is a cache: a dataset equals its clone either way.
         assert_eq!(d, Dataset::new(d.pixels.clone(), d.labels.clone(), 5, 7, 5).unwrap());
+    }
+
+    #[test]
+    fn a_batch_made_beside_the_step_is_the_batch_its_gather_would_make() {
+        use backprop_tensor::{Op, sparse_gemm};
+        let pixels: Vec<u8> = (0..6 * 20u32)
+            .map(|p| if p % 4 == 1 { (p * 5 % 256) as u8 } else { 0 })
+            .collect();
+        let d = Dataset::new(pixels, vec![0, 1, 2, 0, 1, 2], 4, 5, 3).unwrap();
+        // Both orientations of a compressed batch, as dense matrices.
+        let dense = |x: &SparseRows| {
+            let eye = |n: usize| Array2::from_shape_fn((n, n), |(i, j)| f32::from(u8::from(i == j)));
+            let (m, k) = x.dim();
+            let (mut rows, mut columns) = (Array2::from_elem((m, k), f32::NAN), Array2::from_elem((k, m), f32::NAN));
+            sparse_gemm(1.0, x, Op::Plain, eye(k).view(), 0.0, &mut rows.view_mut());
+            sparse_gemm(1.0, x, Op::Transposed, eye(m).view(), 0.0, &mut columns.view_mut());
+            (rows, columns)
+        };
+        let fresh = |indices: &[u32]| {
+            let mut x = SparseRows::with_capacity(indices.len(), 20);
+            d.gather_sparse_into(indices, &mut x, &mut vec![0; indices.len()]);
+            dense(&x)
+        };
+        let pool = ThreadPool::new(2);
+        let mut x = SparseRows::with_capacity(3, 20);
+        let mut y = [9; 3];
+        let mut steps = 0;
+        // Before any compressed gather there is nothing to make ahead from.
+        d.prepare_beside(&[5, 1, 2], &pool, &mut || steps += 1);
+        assert!(d.ahead.0.lock().unwrap().is_none());
+        d.gather_sparse_into(&[0, 3, 4], &mut x, &mut y);
+        for (next, then) in [([5, 1, 2], [5, 1, 2]), ([2, 2, 0], [2, 0, 2]), ([4, 3, 1], [4, 3, 1])] {
+            d.prepare_beside(&next, &pool, &mut || steps += 1);
+            assert!(
+                d.ahead
+                    .0
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .is_some_and(|b| b.ready && b.indices == next)
+            );
+            d.gather_sparse_into(&then, &mut x, &mut y);
+            assert_eq!(dense(&x), fresh(&then), "gathering {then:?} after making {next:?}");
+            assert_eq!(y.map(|l| l as u8), then.map(|i| d.labels[i as usize]));
+            // Taken when it was the batch asked for, else left.
+            let left = d.ahead.0.lock().unwrap().as_ref().is_some_and(|b| b.ready);
+            assert_eq!(left, next != then);
+        }
+        assert_eq!(steps, 4, "each call runs the step once");
+        // A matrix of rows only never takes a batch made with columns.
+        d.prepare_beside(&[1, 2, 3], &pool, &mut || {});
+        let mut rows_only = SparseRows::rows_only(3, 20);
+        d.gather_sparse_into(&[1, 2, 3], &mut rows_only, &mut y);
+        assert!(!rows_only.has_columns());
+        assert!(d.ahead.0.lock().unwrap().as_ref().is_some_and(|b| b.ready));
+        let mut rows = Array2::from_elem((3, 20), f32::NAN);
+        let eye = Array2::from_shape_fn((20, 20), |(i, j)| f32::from(u8::from(i == j)));
+        sparse_gemm(1.0, &rows_only, Op::Plain, eye.view(), 0.0, &mut rows.view_mut());
+        assert_eq!(rows, fresh(&[1, 2, 3]).0);
     }
 
     /// Three 2x2 images with distinct pixels.

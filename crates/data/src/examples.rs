@@ -57,6 +57,10 @@ impl Examples for Dataset {
     fn prefetch(&self, indices: &[u32]) {
         Dataset::prefetch(self, indices);
     }
+
+    fn prepare_beside(&self, next: &[u32], pool: &ThreadPool, step: &mut dyn FnMut()) {
+        Dataset::prepare_beside(self, next, pool, step);
+    }
 }
 
 impl CsvTable {

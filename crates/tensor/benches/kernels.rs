@@ -37,6 +37,9 @@ fn kernels(c: &mut Criterion) {
     // them drawn at random, as training draws them.
     let images = pixels(60_000, n_in, &mut rng);
     let store = SparseBytes::new(&images, n_in);
+    c.bench_function("compress 10000 images once (SparseBytes::new, 10000x784)", |bench| {
+        bench.iter(|| SparseBytes::new(&images[..10_000 * n_in], n_in))
+    });
     drop(images);
     let batch: Vec<u32> = (0..b).map(|_| rng.below(60_000) as u32).collect();
     let a2 = dense(128, 1024, &mut rng);

@@ -46,7 +46,7 @@ impl SparseBytes {
             "SparseBytes::new: {} values do not make rows of {cols}",
             data.len()
         );
-        let nnz = data.iter().filter(|&&v| v != 0).count();
+        let nnz = data.chunks(4096).map(|c| c.iter().filter(|&&v| v != 0).count()).sum();
         // Room for a whole row past the last non-zero: each run's values
         // are all written, and the count moves only past non-zeros.
         let (mut idx, mut val) = (vec![0u16; nnz + cols], vec![0u8; nnz + cols]);
@@ -55,7 +55,7 @@ impl SparseBytes {
         let mut n = 0;
         for row in data.chunks_exact(cols) {
             for (r, run) in row.chunks(RUN).enumerate() {
-                if run.iter().all(|&v| v == 0) {
+                if run.len() == RUN && u128::from_ne_bytes(run.try_into().expect("16 bytes")) == 0 {
                     continue;
                 }
                 for (k, &v) in run.iter().enumerate() {
