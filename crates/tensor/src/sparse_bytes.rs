@@ -47,9 +47,7 @@ impl SparseBytes {
             data.len()
         );
         let nnz = data.chunks(4096).map(|c| c.iter().filter(|&&v| v != 0).count()).sum();
-        // Room for a whole row past the last non-zero: each run's values
-        // are all written, and the count moves only past non-zeros.
-        let (mut idx, mut val) = (vec![0u16; nnz + cols], vec![0u8; nnz + cols]);
+        let (mut idx, mut val) = (vec![0u16; nnz], vec![0u8; nnz]);
         let mut ptr = Vec::with_capacity(data.len() / cols + 1);
         ptr.push(0);
         let mut n = 0;
@@ -58,16 +56,18 @@ impl SparseBytes {
                 if run.len() == RUN && u128::from_ne_bytes(run.try_into().expect("16 bytes")) == 0 {
                     continue;
                 }
-                for (k, &v) in run.iter().enumerate() {
+                // One bit per non-zero value, then one step per set bit.
+                let mut nonzero = run.iter().rev().fold(0u32, |bits, &v| bits << 1 | u32::from(v != 0));
+                while nonzero != 0 {
+                    let k = nonzero.trailing_zeros() as usize;
                     idx[n] = (r * RUN + k) as u16;
-                    val[n] = v;
-                    n += usize::from(v != 0);
+                    val[n] = run[k];
+                    n += 1;
+                    nonzero &= nonzero - 1;
                 }
             }
             ptr.push(n);
         }
-        idx.truncate(nnz);
-        val.truncate(nnz);
         Self { cols, ptr, idx, val }
     }
 
