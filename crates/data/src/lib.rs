@@ -12,7 +12,9 @@
 //!   rows to `[0, 1]` floats with [`Dataset::gather_into`];
 //! - [`Dataset`] is a `backprop_nn::Examples` source, so `backprop_nn`'s
 //!   trainer shuffles and batches it (compressed batches for mostly-zero
-//!   images), and a CSV table becomes a `backprop_nn::Features` table
+//!   images, copied from the images compressed once, the next one made by
+//!   an idle thread during each step: [`Dataset::prepare_beside`]), and a
+//!   CSV table becomes a `backprop_nn::Features` table
 //!   ([`CsvTable::to_features`]); [`hash_dir`] records a directory's files
 //!   for a checkpoint.
 //!

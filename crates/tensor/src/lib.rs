@@ -10,7 +10,9 @@
 //!   when `B` and `C` have contiguous rows, `matrixmultiply` otherwise;
 //! - [`sparse_gemm`]: the same product for a left operand that is mostly
 //!   zeros (MNIST pixels), stored once per batch as [`SparseRows`] (filled
-//!   on the pool's threads by [`SparseRows::fill_u8_with`]), and
+//!   from dense `u8` rows, on the pool's threads by
+//!   [`SparseRows::fill_u8_with`], or from a data set's rows compressed
+//!   once, [`SparseBytes`], by [`SparseRows::fill_from`]), and
 //!   [`sparse_affine_with`], the layer's forward product with its bias and
 //!   activation applied as each row finishes;
 //! - [`add_row_broadcast`], [`sum_rows_into`]: bias add and its adjoint;
@@ -21,6 +23,7 @@
 //! - [`zip_chunks_with`]: element-wise updates (optimisers) over fixed chunks,
 //!   and [`chunks_mut_with`], fixed chunks of one buffer, each with its index;
 //! - [`Rng`]: a seeded, portable, version-stable random number generator;
+//! - [`prefetch`]: a hint to load memory into the caches before it is read;
 //! - [`ThreadPool`]: workers for the `_with` variants of the products, which
 //!   split work by output so results do not depend on the number of threads,
 //!   and ([`ThreadPool::run_beside`]) side work that idle workers take while
