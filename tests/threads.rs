@@ -10,6 +10,19 @@ fn train(sizes: Vec<usize>, side: usize, ink: f64, threads: usize) -> Vec<u8> {
 }
 
 fn train_with(sizes: Vec<usize>, side: usize, ink: f64, threads: usize, optimizer: OptimizerConfig) -> Vec<u8> {
+    let (_dir, data, config) = setup(sizes, side, ink, optimizer);
+    run(config, &data.train, threads)
+}
+
+/// 500 synthetic images of `side x side` pixels with about `ink` of them
+/// lit, in a directory that lives as long as the first value, and two
+/// epochs of training on them in batches of 50.
+fn setup(
+    sizes: Vec<usize>,
+    side: usize,
+    ink: f64,
+    optimizer: OptimizerConfig,
+) -> (tempfile::TempDir, backprop_data::TrainTest, TrainConfig) {
     let dir = tempfile::tempdir().unwrap();
     Synthetic {
         side,
@@ -28,7 +41,7 @@ fn train_with(sizes: Vec<usize>, side: usize, ink: f64, threads: usize, optimize
         optimizer,
         ..TrainConfig::default()
     };
-    run(config, &data.train, threads)
+    (dir, data, config)
 }
 
 fn run(config: TrainConfig, data: &dyn Examples, threads: usize) -> Vec<u8> {
@@ -176,23 +189,7 @@ fn sparse_path_weights_do_not_depend_on_threads() {
 
 #[test]
 fn sparse_batches_made_beside_the_step_give_the_weights_of_batches_gathered_in_turn() {
-    let dir = tempfile::tempdir().unwrap();
-    Synthetic {
-        side: 16,
-        ink: 0.25,
-        n_train: 500,
-        ..Synthetic::default()
-    }
-    .write_dir(dir.path(), false);
-    let data = backprop_data::load_dir(dir.path()).unwrap();
-    let config = TrainConfig {
-        sizes: vec![256, 64, 10],
-        epochs: 2,
-        batch_size: 50,
-        learning_rate: 0.01,
-        seed: 9,
-        ..TrainConfig::default()
-    };
+    let (_dir, data, config) = setup(vec![256, 64, 10], 16, 0.25, OptimizerConfig::default());
     for threads in [2, 3] {
         // The data set compresses each next batch beside the step
         // (`Dataset::prepare_beside`); the wrapper leaves that out.

@@ -195,30 +195,16 @@ impl SparseRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Rng;
+    use crate::stripes::tests::bytes;
     use proptest::prelude::*;
-
-    /// `rows` rows of `cols` bytes, about `zeros` of them zero.
-    fn bytes(rows: usize, cols: usize, zeros: f64, seed: u64) -> Vec<u8> {
-        let mut rng = Rng::seed_from_u64(seed);
-        (0..rows * cols)
-            .map(|_| {
-                if rng.uniform_f64() < zeros {
-                    0
-                } else {
-                    1 + rng.below(255) as u8
-                }
-            })
-            .collect()
-    }
 
     proptest! {
         #[test]
         fn a_fill_from_the_store_has_the_bytes_of_a_fill_from_dense_rows(
             n in 1usize..40, cols in 1usize..90, picks in prop::collection::vec(any::<u32>(), 0..50),
-            zeros in 0.0f64..1.0, seed: u64, threads in 1usize..4, rows_only: bool,
+            density in 0u64..=100, seed: u64, threads in 1usize..4, rows_only: bool,
         ) {
-            let dense = bytes(n, cols, zeros, seed);
+            let dense = bytes(n, cols, density, seed);
             let store = SparseBytes::new(&dense, cols);
             let rows: Vec<u32> = picks.iter().map(|p| p % n as u32).collect();
             let make = |max: usize| if rows_only { SparseRows::rows_only(max, cols) } else { SparseRows::with_capacity(max, cols) };

@@ -204,13 +204,14 @@ fn compress_exact(stripe: &[u8], c0: usize, scale: f32, idx: &mut [u32], val: &m
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Rng;
     use proptest::prelude::*;
 
-    /// Pixels like MNIST's: long runs of zeros, then bursts of ink.
-    fn bytes(rows: usize, cols: usize, density: u64, seed: u64) -> Vec<u8> {
+    /// `rows` rows of `cols` pixels, each non-zero with probability
+    /// `density` percent.
+    pub(crate) fn bytes(rows: usize, cols: usize, density: u64, seed: u64) -> Vec<u8> {
         let mut rng = Rng::seed_from_u64(seed);
         (0..rows * cols)
             .map(|_| {
