@@ -291,10 +291,12 @@ impl Dataset {
             if self.take_ahead(indices, x) {
                 return;
             }
-            let store = self
-                .compressed
-                .0
-                .get_or_init(|| Box::new(SparseBytes::new(&self.pixels, f)));
+            let store = self.compressed.0.get_or_init(|| {
+                Box::new(match pool {
+                    Some(pool) => SparseBytes::new_with(pool, &self.pixels, f),
+                    None => SparseBytes::new(&self.pixels, f),
+                })
+            });
             return match pool {
                 Some(pool) => x.fill_from_with(pool, store, indices, 1.0 / 255.0),
                 None => x.fill_from(store, indices, 1.0 / 255.0),

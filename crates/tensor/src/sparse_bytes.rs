@@ -11,6 +11,20 @@
 //! same rows, so the products that follow give the same bits.
 
 use crate::pool::SharedMut;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// Parts per thread that [`SparseBytes::new_with`] cuts the rows into, so
+/// that threads even out by claiming the next part as they free up.
+const PARTS_PER_THREAD: usize = 4;
+
+/// `task(0..n)`: on `pool` when there is one, else in turn.
+fn run(pool: Option<&ThreadPool>, n: usize, task: &(dyn Fn(usize) + Sync)) {
+    match pool {
+        Some(pool) if n > 1 => pool.run(n, task),
+        _ => (0..n).for_each(task),
+    }
+}
 use crate::sparse::{RUN, SparseRows};
 use crate::{ThreadPool, prefetch};
 
@@ -37,6 +51,21 @@ impl SparseBytes {
     /// not hold whole rows.
     #[track_caller]
     pub fn new(data: &[u8], cols: usize) -> Self {
+        Self::new_impl(None, data, cols)
+    }
+
+    /// [`SparseBytes::new`], with the rows shared out between `pool`'s
+    /// threads: the same store whatever the number of threads.
+    ///
+    /// # Panics
+    /// As [`SparseBytes::new`].
+    #[track_caller]
+    pub fn new_with(pool: &ThreadPool, data: &[u8], cols: usize) -> Self {
+        Self::new_impl(Some(pool), data, cols)
+    }
+
+    #[track_caller]
+    fn new_impl(pool: Option<&ThreadPool>, data: &[u8], cols: usize) -> Self {
         assert!(
             (1..=Self::MAX_COLS).contains(&cols),
             "SparseBytes::new: {cols} columns, expected 1 to {}",
@@ -47,28 +76,65 @@ impl SparseBytes {
             "SparseBytes::new: {} values do not make rows of {cols}",
             data.len()
         );
-        let nnz = data.chunks(4096).map(|c| c.iter().filter(|&&v| v != 0).count()).sum();
-        let (mut idx, mut val) = (vec![0u16; nnz], vec![0u8; nnz]);
-        let mut ptr = Vec::with_capacity(data.len() / cols + 1);
-        ptr.push(0);
-        let mut n = 0;
-        for row in data.chunks_exact(cols) {
-            for (r, run) in row.chunks(RUN).enumerate() {
-                if run.len() == RUN && u128::from_ne_bytes(run.try_into().expect("16 bytes")) == 0 {
-                    continue;
-                }
-                // One bit per non-zero value, then one step per set bit.
-                let mut nonzero = run.iter().rev().fold(0u32, |bits, &v| bits << 1 | u32::from(v != 0));
-                while nonzero != 0 {
-                    let k = nonzero.trailing_zeros() as usize;
-                    idx[n] = (r * RUN + k) as u16;
-                    val[n] = run[k];
-                    n += 1;
-                    nonzero &= nonzero - 1;
-                }
-            }
-            ptr.push(n);
+        let rows = data.len() / cols;
+        // Parts of whole rows: each counts its non-zeros, then writes them
+        // at its place in the buffers, which the counts give.
+        let n_parts = pool
+            .map_or(1, |p| PARTS_PER_THREAD * p.active_threads())
+            .clamp(1, rows.max(1));
+        let part_rows = |p: usize| rows * p / n_parts..rows * (p + 1) / n_parts;
+        let part_data = |p: usize| &data[part_rows(p).start * cols..part_rows(p).end * cols];
+        let counts: Vec<AtomicUsize> = (0..n_parts).map(|_| AtomicUsize::new(0)).collect();
+        let count = |p: usize| {
+            let n = part_data(p)
+                .chunks(4096)
+                .map(|c| c.iter().filter(|&&v| v != 0).count())
+                .sum();
+            counts[p].store(n, Ordering::Relaxed);
+        };
+        run(pool, n_parts, &count);
+        let nnz = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let (mut idx, mut val, mut ptr) = (vec![0u16; nnz], vec![0u8; nnz], vec![0usize; rows + 1]);
+        // Each part's slices of the three buffers, behind a lock of its own
+        // (never contended: one task per part).
+        let mut parts = Vec::with_capacity(n_parts);
+        let (mut idx_rest, mut val_rest, mut ptr_rest) = (&mut idx[..], &mut val[..], &mut ptr[1..]);
+        let mut first = 0;
+        for (p, c) in counts.iter().enumerate() {
+            let (n, r) = (c.load(Ordering::Relaxed), part_rows(p).len());
+            let (i, rest) = std::mem::take(&mut idx_rest).split_at_mut(n);
+            idx_rest = rest;
+            let (v, rest) = std::mem::take(&mut val_rest).split_at_mut(n);
+            val_rest = rest;
+            let (e, rest) = std::mem::take(&mut ptr_rest).split_at_mut(r);
+            ptr_rest = rest;
+            parts.push(Mutex::new((first, i, v, e)));
+            first += n;
         }
+        let fill = |p: usize| {
+            let mut part = parts[p].lock().unwrap_or_else(PoisonError::into_inner);
+            let (first, idx, val, ends) = &mut *part;
+            let mut n = 0;
+            for (row, end) in part_data(p).chunks_exact(cols).zip(ends.iter_mut()) {
+                for (r, run) in row.chunks(RUN).enumerate() {
+                    if run.len() == RUN && u128::from_ne_bytes(run.try_into().expect("16 bytes")) == 0 {
+                        continue;
+                    }
+                    // One bit per non-zero value, then one step per set bit.
+                    let mut nonzero = run.iter().rev().fold(0u32, |bits, &v| bits << 1 | u32::from(v != 0));
+                    while nonzero != 0 {
+                        let k = nonzero.trailing_zeros() as usize;
+                        idx[n] = (r * RUN + k) as u16;
+                        val[n] = run[k];
+                        n += 1;
+                        nonzero &= nonzero - 1;
+                    }
+                }
+                *end = *first + n;
+            }
+        };
+        run(pool, n_parts, &fill);
+        drop(parts);
         Self { cols, ptr, idx, val }
     }
 
@@ -184,10 +250,7 @@ impl SparseRows {
                     .for_each(|(d, &v)| *d = f32::from(v) * scale);
             }
         };
-        match pool {
-            Some(pool) if n_tasks > 1 => pool.run(n_tasks, &task),
-            _ => task(0),
-        }
+        run(pool, n_tasks, &task);
         self.finish(nnz);
     }
 }
@@ -220,6 +283,19 @@ mod tests {
             let mut threaded = make(rows.len());
             threaded.fill_from_with(&pool, &store, &rows, 1.0 / 255.0);
             prop_assert!(threaded.same_bytes(&expected));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_store_made_on_threads_is_the_store_made_in_turn(
+            rows in 0usize..60, cols in 1usize..70, density in 0u64..=100, seed: u64, threads in 1usize..4,
+        ) {
+            let data = bytes(rows, cols, density, seed);
+            let serial = SparseBytes::new(&data, cols);
+            prop_assert_eq!(serial.len(), rows);
+            prop_assert_eq!(serial.nnz(), data.iter().filter(|&&v| v != 0).count());
+            prop_assert_eq!(SparseBytes::new_with(&ThreadPool::new(threads), &data, cols), serial);
         }
     }
 
