@@ -11,6 +11,8 @@
 //! same rows, so the products that follow give the same bits.
 
 use crate::pool::SharedMut;
+use crate::sparse::{RUN, SparseRows};
+use crate::{ThreadPool, prefetch};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -25,8 +27,6 @@ fn run(pool: Option<&ThreadPool>, n: usize, task: &(dyn Fn(usize) + Sync)) {
         _ => (0..n).for_each(task),
     }
 }
-use crate::sparse::{RUN, SparseRows};
-use crate::{ThreadPool, prefetch};
 
 /// Rows of `u8` values, each kept as its non-zeros in increasing column
 /// order: a read-only store to fill batches from ([`SparseRows::fill_from`]).
@@ -116,16 +116,16 @@ impl SparseBytes {
             let (first, idx, val, ends) = &mut *part;
             let mut n = 0;
             for (row, end) in part_data(p).chunks_exact(cols).zip(ends.iter_mut()) {
-                for (r, run) in row.chunks(RUN).enumerate() {
-                    if run.len() == RUN && u128::from_ne_bytes(run.try_into().expect("16 bytes")) == 0 {
+                for (r, values) in row.chunks(RUN).enumerate() {
+                    if values.len() == RUN && u128::from_ne_bytes(values.try_into().expect("16 bytes")) == 0 {
                         continue;
                     }
                     // One bit per non-zero value, then one step per set bit.
-                    let mut nonzero = run.iter().rev().fold(0u32, |bits, &v| bits << 1 | u32::from(v != 0));
+                    let mut nonzero = values.iter().rev().fold(0u32, |bits, &v| bits << 1 | u32::from(v != 0));
                     while nonzero != 0 {
                         let k = nonzero.trailing_zeros() as usize;
                         idx[n] = (r * RUN + k) as u16;
-                        val[n] = run[k];
+                        val[n] = values[k];
                         n += 1;
                         nonzero &= nonzero - 1;
                     }
