@@ -514,7 +514,13 @@ mod tests {
             let left = d.ahead.0.lock().unwrap().as_ref().is_some_and(|b| b.ready);
             assert_eq!(left, next != then);
         }
-        assert_eq!(steps, 4, "each call runs the step once");
+        // An index outside the data set makes nothing ahead (the gather of
+        // it refuses it, naming it); the step still runs.
+        let before = d.ahead.0.lock().unwrap().as_ref().map(|b| (b.ready, b.indices.clone()));
+        d.prepare_beside(&[1, 6], &pool, &mut || steps += 1);
+        let after = d.ahead.0.lock().unwrap().as_ref().map(|b| (b.ready, b.indices.clone()));
+        assert_eq!(after, before);
+        assert_eq!(steps, 5, "each call runs the step once");
         // A matrix of rows only never takes a batch made with columns.
         d.prepare_beside(&[1, 2, 3], &pool, &mut || {});
         let mut rows_only = SparseRows::rows_only(3, 20);
@@ -636,6 +642,15 @@ mod tests {
     fn gather_panics_on_bad_index() {
         let mut x = Array2::<f32>::zeros((1, 4));
         tiny().gather_into(&[3], x.view_mut(), &mut [0; 1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "Dataset::gather_sparse_into: index 3 out of range for 3 examples")]
+    fn a_compressed_gather_panics_on_a_bad_index_once_the_images_are_compressed() {
+        let d = tiny();
+        let mut x = SparseRows::with_capacity(2, 4);
+        d.gather_sparse_into(&[0, 2], &mut x, &mut [0; 2]);
+        d.gather_sparse_into(&[1, 3], &mut x, &mut [0; 2]);
     }
 
     #[test]

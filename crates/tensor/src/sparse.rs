@@ -32,8 +32,10 @@ pub struct SparseRows {
     /// Number of non-zeros; the buffers are longer, sized for the largest
     /// matrix seen, so compression can write without checking.
     pub(crate) nnz: usize,
-    /// Scratch of the threaded fill ([`SparseRows::fill_u8_with`]): where
-    /// each (column stripe, row) piece of the CSR starts, stripe-major.
+    /// Scratch: in the threaded fill ([`SparseRows::fill_u8_with`]), where
+    /// each (column stripe, row) piece of the CSR starts, stripe-major; in
+    /// the serial sort by column, where each row's entries of the current
+    /// stripe of columns start.
     pub(crate) piece_start: Vec<usize>,
     /// Scratch of the threaded fill: each stripe's first CSC entry.
     pub(crate) col_start: Vec<usize>,

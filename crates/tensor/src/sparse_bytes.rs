@@ -316,6 +316,26 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "0 columns, expected 1 to 65536")]
+    fn rows_of_no_columns_are_refused() {
+        let _ = SparseBytes::new(&[], 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "65537 columns, expected 1 to 65536")]
+    fn more_columns_than_a_u16_indexes_are_refused() {
+        let _ = SparseBytes::new(&vec![0; 65_537], 65_537);
+    }
+
+    #[test]
+    fn the_widest_rows_keep_their_last_column() {
+        let mut data = vec![0u8; SparseBytes::MAX_COLS];
+        data[SparseBytes::MAX_COLS - 1] = 7;
+        let store = SparseBytes::new(&data, SparseBytes::MAX_COLS);
+        assert_eq!(store.row(0), (&[u16::MAX][..], &[7u8][..]));
+    }
+
+    #[test]
     #[should_panic(expected = "5 values do not make rows of 2")]
     fn values_that_do_not_make_whole_rows_are_refused() {
         let _ = SparseBytes::new(&[1, 0, 0, 2, 0], 2);
