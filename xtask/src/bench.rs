@@ -15,9 +15,9 @@ use anyhow::{Context, Result, ensure};
 use backprop_data::KnownDataset;
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 /// The seed recipe's layer sizes.
@@ -200,6 +200,12 @@ struct Report {
     sgemm_epoch_floor_s: f64,
     /// Every dense product of a training step, with `gemm_with` and OpenBLAS.
     products: Vec<Product>,
+    /// Seconds an epoch's steps spend in those products at their measured
+    /// rates.
+    products_epoch_s: f64,
+    /// The median epoch over `products_epoch_s`: what the rest of a step
+    /// (element-wise passes, the optimiser, the data) adds.
+    epoch_over_products: f64,
     /// With `--time-to-accuracy`.
     time_to_accuracy: Option<TimeToAccuracy>,
 }
@@ -215,8 +221,32 @@ struct Product {
     n: usize,
     /// A is a transposed (stride) view, as in BP4.
     transposed_a: bool,
+    /// B is `W^T` with `W` as stored, as in BP2 (`gemm_transposed_b_with`).
+    transposed_b: bool,
+    /// The library's GFLOP/s, median over the rounds.
     gflops: f64,
+    /// OpenBLAS's GFLOP/s, median over the same rounds.
     openblas_gflops: Option<f64>,
+    /// The median of each round's ratio, library over OpenBLAS.
+    ratio: Option<f64>,
+}
+
+impl Product {
+    fn flop(&self) -> f64 {
+        2.0 * (self.m * self.k * self.n) as f64
+    }
+
+    /// `MxKxN`, then `t` for a transposed A or `T` for a transposed B, as
+    /// `gemm_yardstick.py` reads it.
+    fn shape(&self) -> String {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let tail = match (self.transposed_a, self.transposed_b) {
+            (true, _) => "t",
+            (_, true) => "T",
+            _ => "",
+        };
+        format!("{m}x{k}x{n}{tail}")
+    }
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
@@ -255,10 +285,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     };
     eprintln!("== dense products of a step, gemm_with on {threads} threads");
     let mut products = step_products(&setup.sizes, setup.batch);
-    // OpenBLAS first: timing our own products pins this thread to one CPU,
-    // and a child started after that would inherit the pinning.
-    openblas_yardstick(&root, args.venv.as_deref(), threads, &mut products);
-    time_products(&mut products, threads);
+    compare_products(&root, args.venv.as_deref(), threads, &mut products);
     eprintln!("== sgemm yardstick (matrixmultiply, one thread)");
     let sgemm_gflops_1024 = sgemm_gflops(1024, 1024, 1024);
     let (sgemm_gflops_training, sgemm_epoch_floor_s) = training_shapes_sgemm(60_000);
@@ -269,6 +296,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     eval.sort_by(f64::total_cmp);
     let median_epoch_s = median(&seconds);
     let n_train = 60_000.0;
+    let products_epoch_s = products_epoch_seconds(&products, 60_000_usize.div_ceil(setup.batch));
     let report = Report {
         dataset: dataset.to_string(),
         layers: setup.sizes.clone(),
@@ -288,6 +316,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         sgemm_gflops_training,
         sgemm_epoch_floor_s,
         products,
+        products_epoch_s,
+        epoch_over_products: median_epoch_s / products_epoch_s,
         time_to_accuracy: args.time_to_accuracy.map(|t| time_to_accuracy(&epochs, t)),
     };
     print_table(&report);
@@ -427,61 +457,127 @@ fn training_shapes_sgemm(n_train: usize) -> (f64, f64) {
 /// The dense products of a training step of `sizes` at batch `batch`:
 /// forward `(B, n_in) x (n_in, n_out)` and BP4 `A^T (n_in, B) x delta (B,
 /// n_out)` for every layer, BP2 `delta (B, n_out) x W^T (n_out, n_in)` for
-/// every layer but the first (not timed yet).
+/// every layer but the first, with `W` as stored.
 fn step_products(sizes: &[usize], batch: usize) -> Vec<Product> {
     let mut products = Vec::new();
     for (l, pair) in sizes.windows(2).enumerate() {
         let (n_in, n_out) = (pair[0], pair[1]);
-        let mut shapes = vec![("forward", batch, n_in, n_out, false)];
+        let mut shapes = vec![("forward", batch, n_in, n_out, false, false)];
         if l > 0 {
-            shapes.push(("BP2", batch, n_out, n_in, false));
+            shapes.push(("BP2", batch, n_out, n_in, false, true));
         }
-        shapes.push(("BP4", n_in, batch, n_out, true));
-        for (what, m, k, n, transposed_a) in shapes {
+        shapes.push(("BP4", n_in, batch, n_out, true, false));
+        for (what, m, k, n, transposed_a, transposed_b) in shapes {
             products.push(Product {
                 name: format!("{what} {}", l + 1),
                 m,
                 k,
                 n,
                 transposed_a,
+                transposed_b,
                 gflops: 0.0,
                 openblas_gflops: None,
+                ratio: None,
             });
         }
     }
     products
 }
 
-/// Times each product with `gemm_with` on `threads` threads (best of several
-/// rounds), as the CLI runs them: the caller pinned to the CPU the workers
-/// leave free.
-fn time_products(products: &mut [Product], threads: usize) {
+/// Rounds of the side-by-side product timing. Each round times every
+/// product once with `gemm_with` and once with OpenBLAS, so that both see
+/// the same minutes of a noisy machine; the report gives the medians.
+const PRODUCT_ROUNDS: usize = 5;
+
+/// The pause before each side's timing. Both libraries' idle workers spin
+/// for a while before they sleep (OpenBLAS's for about 2^28 cycles, ours for
+/// 2 ms), and spinning threads on the other side's cores slowed whichever
+/// side came next by up to half.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Times each product with the library on `threads` threads, as the CLI runs
+/// them (the caller pinned to the CPU the workers leave free), alternating
+/// with OpenBLAS when a venv is found: `PRODUCT_ROUNDS` rounds, each product
+/// once per round on each side.
+fn compare_products(root: &Path, venv: Option<&Path>, threads: usize, products: &mut [Product]) {
+    // Started first: pinning this thread below would pin a child started
+    // after it.
+    let mut openblas = Openblas::start(root, venv, threads);
     let pool = backprop_tensor::ThreadPool::new(threads);
     pool.pin_caller();
-    for p in products {
-        let seconds = gemm_with_seconds(&pool, p.m, p.k, p.n, p.transposed_a);
-        p.gflops = 2.0 * (p.m * p.k * p.n) as f64 / seconds / 1e9;
+    let mut ours = vec![Vec::new(); products.len()];
+    let mut theirs = vec![Vec::new(); products.len()];
+    for _ in 0..PRODUCT_ROUNDS {
+        for (i, p) in products.iter().enumerate() {
+            std::thread::sleep(SETTLE);
+            ours[i].push(p.flop() / product_seconds(&pool, p) / 1e9);
+            if let Some(blas) = openblas.as_mut() {
+                std::thread::sleep(SETTLE);
+                match blas.gflops(&p.shape()) {
+                    Some(g) => theirs[i].push(g),
+                    None => openblas = None,
+                }
+            }
+        }
+    }
+    for (i, p) in products.iter_mut().enumerate() {
+        p.gflops = median_of(&ours[i]);
+        if theirs[i].len() == PRODUCT_ROUNDS {
+            p.openblas_gflops = Some(median_of(&theirs[i]));
+            let ratios: Vec<f64> = ours[i].iter().zip(&theirs[i]).map(|(o, t)| o / t).collect();
+            p.ratio = Some(median_of(&ratios));
+        }
     }
 }
 
-fn gemm_with_seconds(pool: &backprop_tensor::ThreadPool, m: usize, k: usize, n: usize, transposed_a: bool) -> f64 {
+/// Seconds per call of the library's product at `p`'s shape: one call to
+/// wake the workers, then the best of three timings of 3 to 10,000 calls,
+/// as `gemm_yardstick.py` times OpenBLAS. `gemm_with`, or
+/// `gemm_transposed_b_with` with `W` as stored for BP2, as the trainer calls
+/// them.
+fn product_seconds(pool: &backprop_tensor::ThreadPool, p: &Product) -> f64 {
     use ndarray::{Array2, ShapeBuilder};
-    let a = Array2::from_shape_fn((m, k).set_f(transposed_a), |(i, p)| {
-        ((i * 7 + p * 3) % 17) as f32 / 17.0 - 0.5
+    let (m, k, n) = (p.m, p.k, p.n);
+    let a = Array2::from_shape_fn((m, k).set_f(p.transposed_a), |(i, q)| {
+        ((i * 7 + q * 3) % 17) as f32 / 17.0 - 0.5
     });
-    let b = Array2::from_shape_fn((k, n), |(p, j)| ((p * 5 + j) % 13) as f32 / 13.0 - 0.5);
+    let b_dim = if p.transposed_b { (n, k) } else { (k, n) };
+    let b = Array2::from_shape_fn(b_dim, |(q, j)| ((q * 5 + j) % 13) as f32 / 13.0 - 0.5);
+    let mut scratch = Array2::<f32>::zeros(if p.transposed_b { (k, n) } else { (0, 0) });
     let mut c = Array2::<f32>::zeros((m, n));
-    let reps = (2e8 / (2.0 * (m * k * n) as f64)).clamp(3.0, 10_000.0) as usize;
+    let mut call = || {
+        if p.transposed_b {
+            let scratch = &mut scratch.view_mut();
+            backprop_tensor::gemm_transposed_b_with(pool, 1.0, a.view(), b.view(), scratch, 0.0, &mut c.view_mut());
+        } else {
+            backprop_tensor::gemm_with(pool, 1.0, a.view(), b.view(), 0.0, &mut c.view_mut());
+        }
+    };
+    call();
+    let reps = (2e8 / p.flop()).clamp(3.0, 10_000.0) as usize;
     let mut best = f64::INFINITY;
-    for _ in 0..7 {
+    for _ in 0..3 {
         let start = Instant::now();
         for _ in 0..reps {
-            backprop_tensor::gemm_with(pool, 1.0, a.view(), b.view(), 0.0, &mut c.view_mut());
+            call();
         }
         best = best.min(start.elapsed().as_secs_f64() / reps as f64);
     }
     std::hint::black_box(&c);
     best
+}
+
+/// Seconds `steps` training steps spend in `products` at their measured
+/// rates.
+fn products_epoch_seconds(products: &[Product], steps: usize) -> f64 {
+    let step: f64 = products.iter().map(|p| p.flop() / (p.gflops * 1e9)).sum();
+    step * steps as f64
+}
+
+fn median_of(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    median(&sorted)
 }
 
 /// The venv's Python: `--venv`, else `$BACKPROP_VENV`, else `.venv` in the
@@ -495,56 +591,77 @@ fn venv_python(root: &Path, venv: Option<&Path>) -> Option<PathBuf> {
     python.exists().then_some(python)
 }
 
-/// Fills in `openblas_gflops` from NumPy float32 matmul on `threads` threads
-/// (through threadpoolctl), or says why not.
-fn openblas_yardstick(root: &Path, venv: Option<&Path>, threads: usize, products: &mut [Product]) {
-    let Some(python) = venv_python(root, venv) else {
-        eprintln!(
-            "   note: no venv (--venv, $BACKPROP_VENV or .venv) with numpy and threadpoolctl: \
-             OpenBLAS yardstick skipped (python3 -m venv .venv && .venv/bin/pip install numpy threadpoolctl)"
-        );
-        return;
-    };
-    let shapes: Vec<String> = products
-        .iter()
-        .map(|p| format!("{}x{}x{}{}", p.m, p.k, p.n, if p.transposed_a { "t" } else { "" }))
-        .collect();
-    eprintln!(
-        "== OpenBLAS yardstick: NumPy float32 matmul on {threads} threads ({})",
-        python.display()
-    );
-    let output = Command::new(&python)
-        .arg(root.join("xtask/scripts/gemm_yardstick.py"))
-        .args(["--threads", &threads.to_string()])
-        .args(&shapes)
-        // Let OpenBLAS pick its own kernel for this CPU.
-        .env_remove("OPENBLAS_CORETYPE")
-        .env_remove("OPENBLAS_L2_SIZE")
-        .stderr(Stdio::inherit())
-        .output();
-    let stdout = match output {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
-        Ok(out) => {
-            eprintln!("   note: the OpenBLAS yardstick failed ({}): skipped", out.status);
-            return;
-        }
-        Err(e) => {
+/// OpenBLAS's sgemm through the venv's NumPy: `gemm_yardstick.py --serve`
+/// in a child process, which times each shape it is sent.
+struct Openblas {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Openblas {
+    /// Starts the child on `threads` threads, or says why not.
+    fn start(root: &Path, venv: Option<&Path>, threads: usize) -> Option<Self> {
+        let Some(python) = venv_python(root, venv) else {
             eprintln!(
-                "   note: could not run {}: {e}: OpenBLAS yardstick skipped",
-                python.display()
+                "   note: no venv (--venv, $BACKPROP_VENV or .venv) with numpy and threadpoolctl: \
+                 OpenBLAS yardstick skipped (python3 -m venv .venv && .venv/bin/pip install numpy threadpoolctl)"
             );
-            return;
-        }
-    };
-    for line in stdout.lines() {
-        let mut fields = line.split_whitespace();
-        if let (Some(shape), Some(gflops)) = (fields.next(), fields.next().and_then(|g| g.parse::<f64>().ok())) {
-            for (p, s) in products.iter_mut().zip(&shapes) {
-                if s == shape {
-                    p.openblas_gflops = Some(gflops);
-                }
+            return None;
+        };
+        eprintln!(
+            "== OpenBLAS yardstick: NumPy float32 matmul on {threads} threads ({}), alternating",
+            python.display()
+        );
+        let spawned = Command::new(&python)
+            .arg(root.join("xtask/scripts/gemm_yardstick.py"))
+            .args(["--threads", &threads.to_string(), "--rounds", "3", "--serve"])
+            // Let OpenBLAS pick its own kernel for this CPU.
+            .env_remove("OPENBLAS_CORETYPE")
+            .env_remove("OPENBLAS_L2_SIZE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn();
+        match spawned {
+            Ok(mut child) => {
+                let stdin = child.stdin.take()?;
+                let stdout = BufReader::new(child.stdout.take()?);
+                Some(Self { child, stdin, stdout })
+            }
+            Err(e) => {
+                eprintln!(
+                    "   note: could not run {}: {e}: OpenBLAS yardstick skipped",
+                    python.display()
+                );
+                None
             }
         }
+    }
+
+    /// OpenBLAS's GFLOP/s at `shape` (`gemm_yardstick.py`'s notation), or
+    /// `None` (with a note) when the child has failed.
+    fn gflops(&mut self, shape: &str) -> Option<f64> {
+        let mut line = String::new();
+        let answered = writeln!(self.stdin, "{shape}")
+            .and_then(|()| self.stdin.flush())
+            .and_then(|()| self.stdout.read_line(&mut line));
+        let mut fields = line.split_whitespace();
+        match (answered, fields.next(), fields.next().and_then(|g| g.parse().ok())) {
+            (Ok(_), Some(s), Some(g)) if s == shape => Some(g),
+            _ => {
+                eprintln!("   note: the OpenBLAS yardstick stopped answering (at {shape}): skipped");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Openblas {
+    fn drop(&mut self) {
+        // The child waits for more shapes until it is ended.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -595,22 +712,35 @@ fn print_table(r: &Report) {
         "sgemm step shapes  {:.1} GFLOP/s, {:.3} s per epoch of dense products alone",
         r.sgemm_gflops_training, r.sgemm_epoch_floor_s
     );
-    println!("dense products of a step (gemm_with; OpenBLAS through NumPy, same threads)");
+    println!(
+        "dense products of a step (gemm_with; OpenBLAS through NumPy, same threads; \
+         medians of {PRODUCT_ROUNDS} alternating rounds)"
+    );
     println!(
         "  {:<11} {:>16} {:>10} {:>10} {:>7}",
         "product", "m x k x n", "GFLOP/s", "OpenBLAS", "ratio"
     );
     for p in &r.products {
-        let shape = format!("{}x{}x{}{}", p.m, p.k, p.n, if p.transposed_a { " A^T" } else { "" });
-        let (blas, ratio) = match p.openblas_gflops {
-            Some(b) => (format!("{b:.1}"), format!("{:.2}", p.gflops / b)),
-            None => ("-".to_owned(), "-".to_owned()),
+        let transposed = match (p.transposed_a, p.transposed_b) {
+            (true, _) => " A^T",
+            (_, true) => " B^T",
+            _ => "",
+        };
+        let shape = format!("{}x{}x{}{transposed}", p.m, p.k, p.n);
+        let (blas, ratio) = match (p.openblas_gflops, p.ratio) {
+            (Some(b), Some(r)) => (format!("{b:.1}"), format!("{r:.2}")),
+            _ => ("-".to_owned(), "-".to_owned()),
         };
         println!(
             "  {:<11} {:>16} {:>10.1} {:>10} {:>7}",
             p.name, shape, p.gflops, blas, ratio
         );
     }
+    println!(
+        "epoch / products   {:.2}x: the median epoch over {:.3} s, an epoch of these products \
+         at these rates (on images, training runs layer 1's two products sparse instead)",
+        r.epoch_over_products, r.products_epoch_s
+    );
 }
 
 #[cfg(test)]
@@ -649,5 +779,68 @@ mod tests {
     fn median_of_odd_and_even() {
         assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
         assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
+        assert_eq!(median_of(&[9.0, 1.0, 4.0, 2.0]), 3.0);
+    }
+
+    #[test]
+    fn step_products_name_each_product_in_the_yardstick_notation() {
+        let products = step_products(&[784, 1024, 10], 128);
+        let shapes: Vec<(&str, String)> = products.iter().map(|p| (p.name.as_str(), p.shape())).collect();
+        assert_eq!(
+            shapes,
+            [
+                ("forward 1", "128x784x1024".to_owned()),
+                ("BP4 1", "784x128x1024t".to_owned()),
+                ("forward 2", "128x1024x10".to_owned()),
+                ("BP2 2", "128x10x1024T".to_owned()),
+                ("BP4 2", "1024x128x10t".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_epoch_of_products_adds_each_products_time_per_step() {
+        let mut products = step_products(&[784, 128, 10], 64);
+        for p in &mut products {
+            p.gflops = 10.0;
+        }
+        let step = flop_per_example(&[784, 128, 10]) as f64 * 64.0 / 10e9;
+        let epoch = products_epoch_seconds(&products, 938);
+        assert!(
+            (epoch - 938.0 * step).abs() < 1e-12 * epoch,
+            "{epoch} against {}",
+            938.0 * step
+        );
+    }
+
+    /// A venv whose `python` runs `script` (a shell script) instead.
+    fn fake_venv(script: &str) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let venv = tempfile::tempdir().unwrap();
+        std::fs::create_dir(venv.path().join("bin")).unwrap();
+        let python = venv.path().join("bin/python");
+        std::fs::write(&python, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        venv
+    }
+
+    #[test]
+    fn the_yardstick_child_answers_shape_by_shape_and_a_dead_one_is_skipped() {
+        let root = project_root();
+        // Answers each shape with its count of characters.
+        let echo = fake_venv(r#"while read s; do echo "$s ${#s}.0"; done"#);
+        let mut openblas = Openblas::start(&root, Some(echo.path()), 2).expect("the child starts");
+        assert_eq!(openblas.gflops("128x784x1024"), Some(12.0));
+        assert_eq!(openblas.gflops("1024x128x10t"), Some(12.0));
+        assert_eq!(openblas.gflops("64x10x128T"), Some(10.0));
+        drop(openblas);
+        // One that exits at once, and one that answers for another shape.
+        for script in ["exit 1", r#"while read s; do echo "1x1x1 5.0"; done"#] {
+            let venv = fake_venv(script);
+            let mut openblas = Openblas::start(&root, Some(venv.path()), 1).expect("the child starts");
+            assert_eq!(openblas.gflops("128x784x1024"), None, "{script}");
+        }
+        let empty = tempfile::tempdir().unwrap();
+        assert!(Openblas::start(&root, Some(empty.path()), 1).is_none());
     }
 }
