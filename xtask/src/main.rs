@@ -6,6 +6,8 @@
 //! - `cargo xtask verify [--dataset ...]` trains the seed recipe with the
 //!   release binary, reloads the saved model and checks its accuracy;
 //! - `cargo xtask bench [--epochs N] [--threads T] [--json]` times it;
+//! - `cargo xtask compare [--layers ...] [--rounds N]` times the same
+//!   network in backprop, PyTorch and JAX, in alternating rounds;
 //! - `cargo xtask fontdigits [--out DIR] [--fonts DIR...]` renders the ten
 //!   digits from the machine's fonts;
 //! - `cargo xtask robustness MODEL [--digits DIR] [--json]` reports a
@@ -15,6 +17,7 @@
 //! directory inside the workspace.
 
 mod bench;
+mod compare;
 mod download;
 mod fontdigits;
 mod progress;
@@ -48,6 +51,10 @@ enum Command {
     /// min and max epoch time, throughput, evaluation time, peak memory),
     /// with this machine's sgemm speed as the yardstick.
     Bench(bench::BenchArgs),
+    /// Train the same network and recipe (SGD, the seed recipe's by default)
+    /// with backprop, PyTorch and JAX in alternating rounds, and report each
+    /// one's median epoch and its per-round ratio to backprop's.
+    Compare(compare::CompareArgs),
     /// Render the ten digits from every usable TrueType/OpenType font under
     /// /usr/share/fonts at several heights, stroke weights and slants, as
     /// dark-on-light PNGs with a manifest.csv.
@@ -82,6 +89,7 @@ fn main() -> ExitCode {
         Command::Download(args) => download::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Fontdigits(args) => fontdigits::run(&args),
         Command::Robustness(args) => robustness::run(&args),
     };
