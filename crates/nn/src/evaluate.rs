@@ -131,6 +131,25 @@ pub fn evaluate_in(
     let n_pieces = n.div_ceil(piece);
     let sparse = data.density().is_some_and(|d| d < SPARSE_INPUT_DENSITY);
 
+    if sparse && pool.active_threads() > 1 {
+        // One row gathered on the pool first: a source that compresses its
+        // examples at its first compressed gather (a `Dataset`) then does
+        // it on every thread, not inside the first piece while the other
+        // threads wait. Once they are compressed this copies one row.
+        let mut row = SparseRows::rows_only(1, model.n_inputs());
+        let mut class = [0usize];
+        let width = match target {
+            TargetShape::Values(k) => k,
+            TargetShape::Classes(_) => 0,
+        };
+        let mut value = Array2::<f32>::zeros((1, width));
+        let y = match target {
+            TargetShape::Classes(_) => TargetsMut::Classes(&mut class),
+            TargetShape::Values(_) => TargetsMut::Values(value.view_mut()),
+        };
+        data.gather_sparse_on(&[0], &mut row, y, pool);
+    }
+
     // The forward passes: pieces claimed by the threads as they free up, each
     // thread with buffers of its own. A row's outputs are the same bits
     // whichever thread computes them, in whichever piece.
@@ -261,8 +280,9 @@ mod tests {
     use backprop_tensor::Rng;
 
     /// [`Features`] that also hand out compressed batches, so evaluation
-    /// takes its sparse path (rows only, in pieces) on the same values.
-    struct Compressible(Features);
+    /// takes its sparse path (rows only, in pieces) on the same values; it
+    /// notes the thread count of each pool it is handed a gather on.
+    struct Compressible(Features, Mutex<Vec<usize>>);
 
     impl Examples for Compressible {
         fn len(&self) -> usize {
@@ -287,6 +307,10 @@ mod tests {
             x.fill(dense.view());
             true
         }
+        fn gather_sparse_on(&self, indices: &[u32], x: &mut SparseRows, y: TargetsMut<'_>, pool: &ThreadPool) -> bool {
+            self.1.lock().unwrap().push(pool.n_threads());
+            self.gather_sparse(indices, x, y)
+        }
     }
 
     /// 300 examples (pieces of 64 and chunks of 256, the last of each
@@ -305,7 +329,7 @@ mod tests {
     fn the_sparse_path_gives_the_dense_paths_bits_on_any_threads() {
         let model = Mlp::new(&[40, 16, 5], &mut Rng::seed_from_u64(8)).unwrap();
         let dense = data();
-        let sparse = Compressible(data());
+        let sparse = Compressible(data(), Mutex::default());
         let run = |threads: usize, data: &dyn Examples| {
             let mut logits = Vec::new();
             let eval = evaluate_in(&Arc::new(ThreadPool::new(threads)), &model, data, |first, z, _| {
@@ -320,6 +344,16 @@ mod tests {
         for threads in [1, 2, 3] {
             assert!(run(threads, &sparse) == want, "sparse, {threads} threads");
             assert!(run(threads, &dense) == want, "dense, {threads} threads");
+        }
+    }
+
+    #[test]
+    fn on_several_threads_one_row_is_gathered_on_the_pool_before_the_pieces() {
+        let model = Mlp::new(&[40, 16, 5], &mut Rng::seed_from_u64(8)).unwrap();
+        for (threads, want) in [(1, vec![]), (2, vec![2]), (3, vec![3])] {
+            let sparse = Compressible(data(), Mutex::default());
+            evaluate_in(&Arc::new(ThreadPool::new(threads)), &model, &sparse, |_, _, _| {}).unwrap();
+            assert_eq!(*sparse.1.lock().unwrap(), want, "{threads} threads");
         }
     }
 }
