@@ -95,9 +95,9 @@ pub(crate) fn run(args: &CompareArgs) -> Result<()> {
         args.threads.to_string(),
     );
 
-    let mut contenders = Vec::new();
-    let mut command = Command::new(&backprop);
-    command.arg("train").arg("--data").arg(&data).args([
+    // The network and recipe, in the flags both `backprop train` and
+    // `framework_baseline.py` take.
+    let recipe = [
         "--layers",
         &layers,
         "--batch-size",
@@ -108,10 +108,16 @@ pub(crate) fn run(args: &CompareArgs) -> Result<()> {
         &epochs,
         "--threads",
         &threads,
-        "--seed",
-        "42",
-        "--json",
-    ]);
+    ];
+
+    let mut contenders = Vec::new();
+    let mut command = Command::new(&backprop);
+    command
+        .arg("train")
+        .arg("--data")
+        .arg(&data)
+        .args(recipe)
+        .args(["--seed", "42", "--json"]);
     contenders.push(Framework {
         name: "backprop",
         command,
@@ -135,18 +141,7 @@ pub(crate) fn run(args: &CompareArgs) -> Result<()> {
             .arg(root.join("xtask/scripts/framework_baseline.py"))
             .arg(name)
             .arg(&data)
-            .args([
-                "--layers",
-                &layers,
-                "--batch-size",
-                &batch,
-                "--lr",
-                &lr,
-                "--epochs",
-                &epochs,
-                "--threads",
-                &threads,
-            ]);
+            .args(recipe);
         contenders.push(Framework { name, command });
     }
 
