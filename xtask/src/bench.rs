@@ -574,7 +574,8 @@ fn products_epoch_seconds(products: &[Product], steps: usize) -> f64 {
     step * steps as f64
 }
 
-fn median_of(values: &[f64]) -> f64 {
+/// The median of values in any order.
+pub(crate) fn median_of(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     median(&sorted)

@@ -4,6 +4,7 @@
 //! noisy machine. Reports each one's median epoch over the rounds and its
 //! median per-round ratio to backprop's.
 
+use crate::bench::median_of;
 use crate::{DatasetArg, download, project_root, verify};
 use anyhow::{Context, Result, ensure};
 use backprop_data::KnownDataset;
@@ -169,9 +170,9 @@ pub(crate) fn run(args: &CompareArgs) -> Result<()> {
                 args.epochs + 1
             );
             let timed: Vec<f64> = epochs[1..].iter().map(|e| e.seconds).collect();
-            runs.medians.push(median(&timed));
+            runs.medians.push(median_of(&timed));
             runs.accuracy = epochs.last().and_then(|e| e.test_accuracy);
-            eprintln!("   round {round}: {:<8} {:.3} s", framework.name, median(&timed));
+            eprintln!("   round {round}: {:<8} {:.3} s", framework.name, median_of(&timed));
         }
     }
     print!("{}", table(&runs));
@@ -205,16 +206,6 @@ fn epoch_lines(stdout: &str) -> Result<Vec<Epoch>> {
         .collect()
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    match n % 2 {
-        1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
 /// The report: per framework its median epoch over the rounds, their range,
 /// and the median of its per-round time over backprop's (the first runs).
 fn table(runs: &[Runs]) -> String {
@@ -235,10 +226,10 @@ fn table(runs: &[Runs]) -> String {
         out += &format!(
             "{:<10} {:>11.3} s {:>8.3}-{:.3} s {:>12.2}x {:>9}\n",
             r.name,
-            median(&r.medians),
+            median_of(&r.medians),
             lo,
             hi,
-            median(&ratios),
+            median_of(&ratios),
             accuracy
         );
     }
