@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A ReLU MLP trained with PyTorch or JAX, timed per epoch, to set beside
-`cargo xtask bench` on the same machine (BENCHMARKS.md).
+"""A ReLU MLP trained with PyTorch or JAX, timed per epoch: the other side
+of `cargo xtask compare`, which runs it in rounds alternating with
+`backprop train` (BENCHMARKS.md).
 
     framework_baseline.py torch DATA_DIR [--layers 784,128,10] [--batch-size 64]
                           [--lr 0.5] [--epochs 4] [--threads 2]
@@ -26,8 +27,7 @@ way its users write it:
 both frameworks, so that no helper thread borrows the other core.
 
 Prints one JSON object per epoch (training seconds, evaluation excluded;
-test accuracy), then the peak resident memory. The machines are noisy:
-interleave runs with `backprop train --json` and compare medians.
+test accuracy), then the peak resident memory.
 """
 
 import argparse
