@@ -14,11 +14,11 @@ training set every epoch, float32 throughout. Each framework is written the
 way its users write it:
 
 - torch: `nn.Sequential` of `nn.Linear`, `F.cross_entropy`, `optim.SGD`,
-  batches sliced from a permuted tensor (no DataLoader, which is slower);
+  batches sliced from a permuted tensor (no DataLoader);
   `torch.set_num_threads(THREADS)`.
 - jax: the whole epoch in one `jax.jit`: the permuted gather and a
   `lax.scan` of `jax.grad` steps over the batches. A scan needs equal
-  batches, so the last partial batch is dropped (375 of 60,000 images at
+  batches, so the last partial batch is dropped (32 of 60,000 images at
   batch 64, 96 at 128): a small advantage to JAX. XLA's compile falls in
   the first epoch: compare the later ones. `--threads 1` sets XLA_FLAGS for
   a single-threaded Eigen before JAX loads; otherwise XLA uses every CPU.
