@@ -281,6 +281,28 @@ mod tests {
     }
 
     #[test]
+    fn bad_arguments_are_refused_before_anything_runs() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: CompareArgs,
+        }
+        for (flags, expected) in [
+            (&["--epochs", "0"][..], "--epochs must be at least 1"),
+            (&["--rounds", "0"], "--rounds must be at least 1"),
+            (&["--layers", "784"], "--layers needs two or more sizes above 0"),
+            (&["--layers", "784,0,10"], "--layers needs two or more sizes above 0"),
+            (&["--batch-size", "0"], "--batch-size must be at least 1"),
+            (&["--threads", "0"], "--threads must be at least 1"),
+        ] {
+            let cli = Cli::try_parse_from(std::iter::once("compare").chain(flags.iter().copied())).unwrap();
+            let err = run(&cli.args).expect_err(expected);
+            assert_eq!(err.to_string(), expected, "{flags:?}");
+        }
+    }
+
+    #[test]
     fn a_venv_without_the_module_is_skipped() {
         let empty = tempfile::tempdir().unwrap();
         assert_eq!(python_with(empty.path(), "torch"), None);
