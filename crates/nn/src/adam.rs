@@ -1,6 +1,6 @@
 //! Adam, and AdamW with decoupled weight decay.
 
-use crate::optim::{take_slots, tensors, zeros_like};
+use crate::optim::{Slot, flat, slot_state, take_slots, tensors, zeros_like};
 use crate::{Gradients, Mlp, Optimizer, OptimizerConfig, OptimizerState, Result};
 use backprop_tensor::{ThreadPool, zip_chunks_with};
 
@@ -37,9 +37,9 @@ pub struct Adam {
     decoupled: bool,
     step: u64,
     /// `m` for every parameter tensor.
-    m: Vec<Vec<f32>>,
+    m: Slot,
     /// `v` for every parameter tensor.
-    v: Vec<Vec<f32>>,
+    v: Slot,
 }
 
 impl Adam {
@@ -90,6 +90,7 @@ impl Optimizer for Adam {
                 l2,
                 shrink,
             };
+            let (m, v) = (flat(m), flat(v));
             zip_chunks_with(pool, theta, grad, [m, v], &|theta, grad, [m, v]| {
                 update(theta, grad, m, v, &k)
             });
@@ -117,12 +118,12 @@ impl Optimizer for Adam {
     fn state(&self) -> OptimizerState {
         OptimizerState {
             step: self.step,
-            slots: vec![self.m.clone(), self.v.clone()],
+            slots: vec![slot_state(&self.m), slot_state(&self.v)],
         }
     }
 
     fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        let (step, mut slots) = take_slots(state, &[self.m.clone(), self.v.clone()])?;
+        let (step, mut slots) = take_slots(state, &[&self.m, &self.v])?;
         self.step = step;
         self.v = slots.pop().unwrap_or_default();
         self.m = slots.pop().unwrap_or_default();
@@ -232,6 +233,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The moments start cache lines, fresh and loaded from a state.
+    #[test]
+    fn moments_start_cache_lines() {
+        let model = Mlp::new(&[784, 128, 10], &mut Rng::seed_from_u64(0)).unwrap();
+        let mut opt = Adam::new(&model, 0.001, 0.9, 0.999, 1e-8, 0.0, false);
+        let aligned = |o: &Adam| {
+            o.m.iter()
+                .chain(&o.v)
+                .all(|b| b.as_ptr() as usize % backprop_tensor::CACHE_LINE == 0)
+        };
+        assert!(aligned(&opt));
+        opt.load_state(opt.state()).unwrap();
+        assert!(aligned(&opt));
     }
 
     /// The AVX2 build of the update gives the portable loop's bits, on

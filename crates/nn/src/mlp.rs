@@ -45,7 +45,11 @@ impl Gradients {
                 .collect()
         };
         Self {
-            dw: model.layers.iter().map(|l| Array2::zeros(l.w.dim())).collect(),
+            dw: model
+                .layers
+                .iter()
+                .map(|l| backprop_tensor::aligned_zeros(l.w.dim()))
+                .collect(),
             db: model.layers.iter().map(|l| Array1::zeros(l.b.dim())).collect(),
             dgamma: norm(),
             dbeta: norm(),
@@ -135,7 +139,7 @@ impl Mlp {
     ///
     /// # Errors
     /// [`NnError::BadParameters`] naming the first bad layer.
-    pub fn from_layers(layers: Vec<Dense>) -> Result<Self> {
+    pub fn from_layers(mut layers: Vec<Dense>) -> Result<Self> {
         if layers.is_empty() {
             return Err(NnError::BadParameters {
                 layer: 0,
@@ -174,6 +178,7 @@ impl Mlp {
                 return bad(format!("leaky-relu slope {slope} is not finite"));
             }
         }
+        layers.iter_mut().for_each(Dense::align);
         let norms = vec![None; layers.len()];
         Ok(Self { layers, norms })
     }

@@ -1,6 +1,6 @@
 //! SGD with momentum, classic or Nesterov.
 
-use crate::optim::{take_slots, tensors, zeros_like};
+use crate::optim::{Slot, flat, slot_state, take_slots, tensors, zeros_like};
 use crate::{Gradients, Mlp, Optimizer, OptimizerConfig, OptimizerState, Result};
 use backprop_tensor::{ThreadPool, zip_chunks_with};
 
@@ -35,7 +35,7 @@ pub struct Momentum {
     weight_decay: f32,
     step: u64,
     /// `b` for every parameter tensor.
-    velocity: Vec<Vec<f32>>,
+    velocity: Slot,
 }
 
 impl Momentum {
@@ -64,7 +64,7 @@ impl Optimizer for Momentum {
             self.step == 1,
         );
         for ((theta, grad), velocity) in tensors(model, grads).zip(&mut self.velocity) {
-            zip_chunks_with(pool, theta, grad, [velocity], &|theta, grad, [velocity]| {
+            zip_chunks_with(pool, theta, grad, [flat(velocity)], &|theta, grad, [velocity]| {
                 for ((t, &g), b) in theta.iter_mut().zip(grad).zip(velocity.iter_mut()) {
                     let g = g + lambda * *t;
                     *b = if first { g } else { mu * *b + g };
@@ -94,12 +94,12 @@ impl Optimizer for Momentum {
     fn state(&self) -> OptimizerState {
         OptimizerState {
             step: self.step,
-            slots: vec![self.velocity.clone()],
+            slots: vec![slot_state(&self.velocity)],
         }
     }
 
     fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        let (step, mut slots) = take_slots(state, std::slice::from_ref(&self.velocity))?;
+        let (step, mut slots) = take_slots(state, &[&self.velocity])?;
         self.step = step;
         self.velocity = slots.remove(0);
         Ok(())

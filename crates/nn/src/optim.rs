@@ -12,7 +12,8 @@
 //! build and record it.
 
 use crate::{Adam, Gradients, Mlp, Momentum, NnError, Result, Sgd};
-use backprop_tensor::ThreadPool;
+use backprop_tensor::{ThreadPool, aligned_copy, aligned_zeros};
+use ndarray::{Array1, ArrayView1};
 use std::fmt;
 
 /// Updates a model's parameters from their gradients, step after step.
@@ -290,33 +291,49 @@ pub(crate) fn tensors<'a>(
         })
 }
 
+/// An optimiser's buffer for each parameter tensor (a velocity, a moment),
+/// flat, in the order of [`tensors`]; each starts a cache line, like the
+/// weights it moves beside.
+pub(crate) type Slot = Vec<Array1<f32>>;
+
 /// Zeroed buffers shaped like every parameter tensor of `model`.
-pub(crate) fn zeros_like(model: &Mlp) -> Vec<Vec<f32>> {
+pub(crate) fn zeros_like(model: &Mlp) -> Slot {
     model
         .layers()
         .iter()
         .zip(model.norms())
         .flat_map(|(l, norm)| {
-            let norm = norm.as_ref().map(|n| [vec![0.0; n.len()], vec![0.0; n.len()]]);
-            [vec![0.0; l.w.len()], vec![0.0; l.b.len()]]
+            let norm = norm.as_ref().map(|n| [aligned_zeros(n.len()), aligned_zeros(n.len())]);
+            [aligned_zeros(l.w.len()), aligned_zeros(l.b.len())]
                 .into_iter()
                 .chain(norm.into_iter().flatten())
         })
         .collect()
 }
 
-/// Checks that `state` has `n_slots` slots shaped like `like`, and returns
+/// A buffer of a slot, as the slice the update loops take.
+pub(crate) fn flat(buffer: &mut Array1<f32>) -> &mut [f32] {
+    buffer.as_slice_mut().expect("slot buffers are made contiguous")
+}
+
+/// A slot as [`OptimizerState::slots`] stores it.
+pub(crate) fn slot_state(slot: &Slot) -> Vec<Vec<f32>> {
+    slot.iter().map(|b| b.to_vec()).collect()
+}
+
+/// Checks that `state` has one slot shaped like each of `like`, and returns
 /// them.
-pub(crate) fn take_slots(state: OptimizerState, like: &[Vec<Vec<f32>>]) -> Result<(u64, Vec<Vec<Vec<f32>>>)> {
+pub(crate) fn take_slots(state: OptimizerState, like: &[&Slot]) -> Result<(u64, Vec<Slot>)> {
     let shape =
         |s: &[Vec<Vec<f32>>]| -> Vec<Vec<usize>> { s.iter().map(|t| t.iter().map(Vec::len).collect()).collect() };
-    if shape(&state.slots) != shape(like) {
+    let want: Vec<Vec<usize>> = like.iter().map(|t| t.iter().map(Array1::len).collect()).collect();
+    if shape(&state.slots) != want {
         return Err(NnError::InvalidConfig {
             field: "optimizer state",
             reason: format!(
                 "slots of sizes {:?} do not fit this optimiser and model, which need {:?}",
                 shape(&state.slots),
-                shape(like)
+                want
             ),
         });
     }
@@ -326,5 +343,10 @@ pub(crate) fn take_slots(state: OptimizerState, like: &[Vec<Vec<f32>>]) -> Resul
             reason: "contains NaN or infinity".into(),
         });
     }
-    Ok((state.step, state.slots))
+    let slots = state
+        .slots
+        .iter()
+        .map(|slot| slot.iter().map(|b| aligned_copy(ArrayView1::from(b))).collect())
+        .collect();
+    Ok((state.step, slots))
 }

@@ -342,8 +342,11 @@ impl Trainer {
     /// # Errors
     /// An invalid `config`, a model whose sizes or activations differ from
     /// it, or an optimiser state that does not fit.
-    pub fn resume(config: TrainConfig, model: Mlp, state: TrainState, n_train: usize) -> Result<Self> {
+    pub fn resume(config: TrainConfig, mut model: Mlp, state: TrainState, n_train: usize) -> Result<Self> {
         config.validate()?;
+        // A model cloned or changed through `layers_mut` may have lost its
+        // alignment.
+        model.layers_mut().iter_mut().for_each(crate::Dense::align);
         if n_train == 0 || u32::try_from(n_train).is_err() {
             return Err(NnError::InvalidData {
                 reason: match n_train {
@@ -676,6 +679,33 @@ mod tests {
             ..TrainConfig::default()
         };
         let _ = Trainer::new(config, 8).unwrap().train_epoch(&data, |_, _, _| {});
+    }
+
+    /// Whatever the model it resumes, the trainer's weights, gradients,
+    /// buffers and optimiser moments each start a cache line.
+    #[test]
+    fn a_resumed_run_works_in_aligned_buffers() {
+        let config = TrainConfig {
+            sizes: vec![6, 4, 3],
+            optimizer: OptimizerConfig::ADAM,
+            ..TrainConfig::default()
+        };
+        let fresh = Trainer::new(config.clone(), 10).unwrap();
+        let mut model = fresh.model().clone();
+        model.layers_mut()[0].w = crate::dense::tests::misaligned(6, 4);
+        let trainer = Trainer::resume(config, model, fresh.state(), 10).unwrap();
+        let starts_line = |p: *const f32| p as usize % backprop_tensor::CACHE_LINE == 0;
+        for (layer, dw) in trainer.model().layers().iter().zip(&trainer.grads.dw) {
+            assert!(starts_line(layer.w.as_ptr()) && starts_line(dw.as_ptr()));
+        }
+        assert_eq!(trainer.model().layers()[0].w, crate::dense::tests::misaligned(6, 4));
+        let ws = &trainer.workspace;
+        assert!(
+            ws.z.iter()
+                .chain(&ws.a)
+                .chain(&ws.delta)
+                .all(|b| starts_line(b.as_ptr()))
+        );
     }
 
     /// Switching between the pool's threads and its caller alone on every

@@ -53,14 +53,22 @@ impl Workspace {
     /// of `pool`. Results are bit-identical whatever the number of threads.
     pub fn with_pool(sizes: &[usize], max_batch: usize, pool: Arc<ThreadPool>) -> Self {
         let outs = &sizes[1.min(sizes.len())..];
-        let buffers = |n: &[usize]| n.iter().map(|&n| Array2::zeros((max_batch, n))).collect::<Vec<_>>();
+        let buffers = |n: &[usize]| {
+            n.iter()
+                .map(|&n| backprop_tensor::aligned_zeros((max_batch, n)))
+                .collect::<Vec<_>>()
+        };
         Self {
             max_batch,
             z: buffers(outs),
             a: buffers(outs),
             delta: buffers(outs),
             input: SparseRows::with_capacity(max_batch, sizes.first().copied().unwrap_or(0)),
-            wt: sizes.windows(2).skip(1).map(|p| Array2::zeros((p[1], p[0]))).collect(),
+            wt: sizes
+                .windows(2)
+                .skip(1)
+                .map(|p| backprop_tensor::aligned_zeros((p[1], p[0])))
+                .collect(),
             pool,
             masks: Vec::new(),
             dropout_on: false,

@@ -23,6 +23,8 @@
 //! - [`zip_chunks_with`]: element-wise updates (optimisers) over fixed chunks,
 //!   and [`chunks_mut_with`], fixed chunks of one buffer, each with its index;
 //! - [`Rng`]: a seeded, portable, version-stable random number generator;
+//! - [`aligned_zeros`], [`aligned_copy`]: arrays whose first element starts
+//!   a cache line, for the weights and buffers the kernels stream through;
 //! - [`prefetch`]: a hint to load memory into the caches before it is read;
 //! - [`ThreadPool`]: workers for the `_with` variants of the products, which
 //!   split work by output so results do not depend on the number of threads,
@@ -34,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod activation;
+mod aligned;
 mod axpy;
 mod elementwise;
 mod gemm;
@@ -47,6 +50,7 @@ mod sparse_bytes;
 mod stripes;
 
 pub use activation::{relu_backward_inplace, relu_inplace};
+pub use aligned::{CACHE_LINE, aligned_copy, aligned_zeros};
 pub use axpy::axpy_with;
 pub use elementwise::{ChunkUpdate, ELEMENTWISE_CHUNK, chunks_mut_with, zip_chunks_with};
 pub use gemm::{gemm, gemm_transposed_b_with, gemm_with};
