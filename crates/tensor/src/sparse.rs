@@ -396,7 +396,7 @@ pub fn sparse_gemm(
     beta: f32,
     c: &mut ArrayViewMut2<'_, f32>,
 ) {
-    sparse_gemm_impl(None, alpha, x, op, b, beta, c, |_, _| {});
+    sparse_gemm_impl(None, alpha, x, op, b, beta, c, |_, _, _| {});
 }
 
 /// [`sparse_gemm`] with rows of `C` shared out between the threads of
@@ -414,7 +414,7 @@ pub fn sparse_gemm_with(
     beta: f32,
     c: &mut ArrayViewMut2<'_, f32>,
 ) {
-    sparse_gemm_impl(Some(pool), alpha, x, op, b, beta, c, |_, _| {});
+    sparse_gemm_impl(Some(pool), alpha, x, op, b, beta, c, |_, _, _| {});
 }
 
 /// A layer's forward product for a compressed input, with its element-wise
@@ -456,14 +456,16 @@ pub fn sparse_affine_with(
     let bias = bias.as_standard_layout();
     let bias = bias.as_slice().expect("standard layout");
     let a_rows = a.as_mut().map(|a| (SharedMut(a.as_mut_ptr()), a.strides()[0]));
-    sparse_gemm_impl(Some(pool), 1.0, x, Op::Plain, w, 0.0, z, |i, z_row| match a_rows {
-        None => z_row.iter_mut().zip(bias).for_each(|(z, &b)| *z += b),
+    sparse_gemm_impl(Some(pool), 1.0, x, Op::Plain, w, 0.0, z, |i, j0, z_part| match a_rows {
+        None => z_part.iter_mut().zip(&bias[j0..]).for_each(|(z, &b)| *z += b),
         Some((a_ptr, lda)) => {
             // SAFETY: row i < m of A holds n contiguous elements (checked
-            // above), A is borrowed mutably for the whole call, and each
-            // row is finished by one task only.
-            let a_row = unsafe { std::slice::from_raw_parts_mut(a_ptr.get().offset(i as isize * lda), n) };
-            for ((z, a), &b) in z_row.iter_mut().zip(a_row).zip(bias) {
+            // above), of which this part's lie within j0..n; A is borrowed
+            // mutably for the whole call, and each part is finished by one
+            // task only.
+            let a_part =
+                unsafe { std::slice::from_raw_parts_mut(a_ptr.get().offset(i as isize * lda).add(j0), z_part.len()) };
+            for ((z, a), &b) in z_part.iter_mut().zip(a_part).zip(&bias[j0..]) {
                 *z += b;
                 *a = f(*z);
             }
@@ -471,8 +473,8 @@ pub fn sparse_affine_with(
     });
 }
 
-/// The product, then `epilogue(i, row)` on each finished row `i` of `C`,
-/// by the task that computed it.
+/// The product, then `epilogue(i, j0, part)` on each finished part of row
+/// `i` of `C` (its columns from `j0`), by the task that computed it.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 fn sparse_gemm_impl(
@@ -483,7 +485,7 @@ fn sparse_gemm_impl(
     b: ArrayView2<'_, f32>,
     beta: f32,
     c: &mut ArrayViewMut2<'_, f32>,
-    epilogue: impl Fn(usize, &mut [f32]) + Sync,
+    epilogue: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) {
     let (m, k) = match op {
         Op::Plain => x.dim(),
@@ -514,6 +516,14 @@ fn sparse_gemm_impl(
     let b_ptr = SharedMut(b.as_ptr().cast_mut());
     let c_ptr = SharedMut(c.as_mut_ptr());
     let n_tasks = pool.map_or(1, |p| 4 * p.active_threads()).min(m);
+    // Each non-zero reads its row of B. Row by row, a task streams all of
+    // B past for each row of C, from L3 once B outgrows L2 (`W1` of a
+    // 784x1024 layer is 3.2 MB); a block of TILE columns at a time, over
+    // all the task's rows, it streams a k x TILE slab that stays in L2.
+    // Where B fits, whole rows measured faster (one call per row matters
+    // for the short rows of X^T, a pixel's few non-zeros in a batch).
+    // Either order gives every element the same sum.
+    let blocks_outside = k * n * size_of::<f32>() > BLOCKS_OUTSIDE_BYTES;
     let task = |t: usize| {
         // Balance by non-zeros, not rows: task t takes the rows whose
         // entries start in its share of `0..nnz`.
@@ -524,6 +534,29 @@ fn sparse_gemm_impl(
         } else {
             first(t)..first(t + 1)
         };
+        if blocks_outside {
+            for j0 in (0..n).step_by(TILE) {
+                let width = TILE.min(n - j0);
+                for i in rows.clone() {
+                    let entries = a.ptr[i]..a.ptr[i + 1];
+                    // SAFETY: row i < m of C holds n contiguous elements
+                    // (checked above), of which j0..j0 + width lie inside;
+                    // every index in `a.idx` is < k, a row of B holding n
+                    // contiguous elements; and tasks own disjoint rows of C.
+                    unsafe {
+                        let c_part =
+                            std::slice::from_raw_parts_mut(c_ptr.get().offset(i as isize * ldc).add(j0), width);
+                        let b_part = |p: u32| {
+                            debug_assert!((p as usize) < k, "sparse_gemm: index {p} outside B's {k} rows");
+                            std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).add(j0).cast_const(), width)
+                        };
+                        row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_part, beta, c_part);
+                        epilogue(i, j0, c_part);
+                    }
+                }
+            }
+            return;
+        }
         for i in rows {
             let entries = a.ptr[i]..a.ptr[i + 1];
             // SAFETY: row i < m of C holds n contiguous elements (checked
@@ -536,7 +569,7 @@ fn sparse_gemm_impl(
                     std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).cast_const(), n)
                 };
                 row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_row, beta, c_row);
-                epilogue(i, c_row);
+                epilogue(i, 0, c_row);
             }
         }
     };
@@ -545,6 +578,10 @@ fn sparse_gemm_impl(
         _ => task(0),
     }
 }
+
+/// Above this size of `B`, [`sparse_gemm`] takes columns in blocks outside
+/// its loop over rows (larger than the L2 cache of most current cores).
+const BLOCKS_OUTSIDE_BYTES: usize = 1 << 20;
 
 /// Width of the register tile: 64 accumulators, eight AVX2 registers.
 const TILE: usize = 64;
@@ -675,6 +712,58 @@ mod tests {
             let nnz = x.iter().filter(|&&v| v != 0.0).count();
             prop_assert_eq!(sparse.nnz(), nnz);
             prop_assert!((sparse.density() - nnz as f32 / x.len() as f32).abs() < 1e-6);
+        }
+    }
+
+    /// Past BLOCKS_OUTSIDE_BYTES of B the loops run column blocks outside
+    /// rows: the same bits as the product taken in column slices that each
+    /// fit under it (so run whole rows), on 1-3 threads, with the forward's
+    /// bias and activation applied per part.
+    #[test]
+    fn column_blocks_outside_change_no_bit() {
+        let (m, k, n) = (37, 784, 400);
+        assert!(k * n * size_of::<f32>() > BLOCKS_OUTSIDE_BYTES);
+        let x = matrix(m, k, 7, 0.2);
+        let mut sparse = SparseRows::with_capacity(m, k);
+        sparse.fill(x.view());
+        let b = matrix(k, n, 8, 1.0);
+        let bias = matrix(1, n, 9, 1.0).into_shape_with_order(n).unwrap();
+        let mut want = Array2::zeros((m, n));
+        for cols in [0..150, 150..280, 280..400] {
+            let b_cols = b.slice(ndarray::s![.., cols.clone()]).to_owned();
+            assert!(k * b_cols.ncols() * size_of::<f32>() <= BLOCKS_OUTSIDE_BYTES);
+            let mut part = Array2::zeros((m, cols.len()));
+            sparse_gemm(1.0, &sparse, Op::Plain, b_cols.view(), 0.0, &mut part.view_mut());
+            want.slice_mut(ndarray::s![.., cols]).assign(&part);
+        }
+        let want_z = &want + &bias;
+        let want_a = want_z.mapv(|z: f32| z.max(0.0));
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool::new(threads);
+            let mut c = Array2::from_elem((m, n), f32::NAN);
+            sparse_gemm_with(&pool, 1.0, &sparse, Op::Plain, b.view(), 0.0, &mut c.view_mut());
+            assert!(
+                c.iter().zip(&want).all(|(c, w)| c.to_bits() == w.to_bits()),
+                "{threads} threads"
+            );
+            let (mut z, mut a) = (Array2::from_elem((m, n), f32::NAN), Array2::from_elem((m, n), f32::NAN));
+            sparse_affine_with(
+                &pool,
+                &sparse,
+                b.view(),
+                bias.view(),
+                &mut z.view_mut(),
+                Some(a.view_mut()),
+                |z| z.max(0.0),
+            );
+            assert!(
+                z.iter().zip(&want_z).all(|(z, w)| z.to_bits() == w.to_bits()),
+                "{threads} threads: Z"
+            );
+            assert!(
+                a.iter().zip(&want_a).all(|(a, w)| a.to_bits() == w.to_bits()),
+                "{threads} threads: A"
+            );
         }
     }
 
