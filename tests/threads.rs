@@ -187,6 +187,18 @@ fn sparse_path_weights_do_not_depend_on_threads() {
     assert_eq!(one, train(vec![256, 64, 10], 16, 0.25, 3));
 }
 
+/// A first layer whose weights outgrow L2 (784x512 floats, 1.6 MB), on
+/// sparse images: the compressed products take its columns in blocks
+/// outside their loop over rows, and 1, 2 and 3 threads still give the
+/// same bits, with Adam.
+#[test]
+fn a_first_layer_past_the_cache_does_not_depend_on_threads() {
+    let train = |threads| train_with(vec![784, 512, 10], 28, 0.25, threads, OptimizerConfig::ADAM);
+    let one = train(1);
+    assert!(one == train(2));
+    assert!(one == train(3));
+}
+
 #[test]
 fn sparse_batches_made_beside_the_step_give_the_weights_of_batches_gathered_in_turn() {
     let (_dir, data, config) = setup(vec![256, 64, 10], 16, 0.25, OptimizerConfig::default());
