@@ -524,59 +524,125 @@ fn sparse_gemm_impl(
     // for the short rows of X^T, a pixel's few non-zeros in a batch).
     // Either order gives every element the same sum.
     let blocks_outside = k * n * size_of::<f32>() > BLOCKS_OUTSIDE_BYTES;
-    let task = |t: usize| {
-        // Balance by non-zeros, not rows: task t takes the rows whose
-        // entries start in its share of `0..nnz`.
-        let nnz = a.ptr[m];
-        let first = |t: usize| a.ptr[..m].partition_point(|&e| e < nnz * t / n_tasks);
-        let rows = if t + 1 == n_tasks {
-            first(t)..m
-        } else {
-            first(t)..first(t + 1)
+    PACKED.with(|buffer| {
+        // A slab of a wide B, its rows 1 KB or more apart, falls on a few
+        // cache sets and keeps evicting itself; copied tile by tile into a
+        // contiguous buffer (the same values), each slab stays in L1. (The
+        // buffer is this thread's; were it in use, B is read in place.)
+        let mut buffer = buffer.try_borrow_mut().ok();
+        let packed = match buffer.as_deref_mut() {
+            Some(buffer) if n >= PACK_MIN_COLUMNS && k <= PACK_MAX_ROWS => Some(pack(pool, b, buffer)),
+            _ => None,
         };
-        if blocks_outside {
-            for j0 in (0..n).step_by(TILE) {
-                let width = TILE.min(n - j0);
-                for i in rows.clone() {
-                    let entries = a.ptr[i]..a.ptr[i + 1];
-                    // SAFETY: row i < m of C holds n contiguous elements
-                    // (checked above), of which j0..j0 + width lie inside;
-                    // every index in `a.idx` is < k, a row of B holding n
-                    // contiguous elements; and tasks own disjoint rows of C.
-                    unsafe {
-                        let c_part =
-                            std::slice::from_raw_parts_mut(c_ptr.get().offset(i as isize * ldc).add(j0), width);
-                        let b_part = |p: u32| {
-                            debug_assert!((p as usize) < k, "sparse_gemm: index {p} outside B's {k} rows");
-                            std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).add(j0).cast_const(), width)
-                        };
-                        row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_part, beta, c_part);
-                        epilogue(i, j0, c_part);
+        let slab = |j0: usize, width: usize| match &packed {
+            Some(packed) => (SharedMut(packed.get().wrapping_add(j0 * k)), width as isize),
+            None => (SharedMut(b_ptr.get().wrapping_add(j0)), ldb),
+        };
+        let task = |t: usize| {
+            // Balance by non-zeros, not rows: task t takes the rows whose
+            // entries start in its share of `0..nnz`.
+            let nnz = a.ptr[m];
+            let first = |t: usize| a.ptr[..m].partition_point(|&e| e < nnz * t / n_tasks);
+            let rows = if t + 1 == n_tasks {
+                first(t)..m
+            } else {
+                first(t)..first(t + 1)
+            };
+            if blocks_outside || packed.is_some() {
+                for j0 in (0..n).step_by(TILE) {
+                    let width = TILE.min(n - j0);
+                    let (slab_ptr, stride) = slab(j0, width);
+                    for i in rows.clone() {
+                        let entries = a.ptr[i]..a.ptr[i + 1];
+                        // SAFETY: row i < m of C holds n contiguous elements
+                        // (checked above), of which j0..j0 + width lie
+                        // inside; every index in `a.idx` is < k, and row p
+                        // < k of the slab holds `width` contiguous elements
+                        // (columns j0.. of B's row p, or their packed copy);
+                        // and tasks own disjoint rows of C.
+                        unsafe {
+                            let c_part =
+                                std::slice::from_raw_parts_mut(c_ptr.get().offset(i as isize * ldc).add(j0), width);
+                            let b_part = |p: u32| {
+                                debug_assert!((p as usize) < k, "sparse_gemm: index {p} outside B's {k} rows");
+                                std::slice::from_raw_parts(
+                                    slab_ptr.get().offset(p as isize * stride).cast_const(),
+                                    width,
+                                )
+                            };
+                            row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_part, beta, c_part);
+                            epilogue(i, j0, c_part);
+                        }
                     }
                 }
+                return;
             }
-            return;
+            for i in rows {
+                let entries = a.ptr[i]..a.ptr[i + 1];
+                // SAFETY: row i < m of C holds n contiguous elements (checked
+                // above), every index in `a.idx` is < k, a row of B holding n
+                // contiguous elements, and tasks own disjoint rows of C.
+                unsafe {
+                    let c_row = std::slice::from_raw_parts_mut(c_ptr.get().offset(i as isize * ldc), n);
+                    let b_row = |p: u32| {
+                        debug_assert!((p as usize) < k, "sparse_gemm: index {p} outside B's {k} rows");
+                        std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).cast_const(), n)
+                    };
+                    row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_row, beta, c_row);
+                    epilogue(i, 0, c_row);
+                }
+            }
+        };
+        match pool {
+            Some(pool) if n_tasks > 1 => pool.run(n_tasks, &task),
+            _ => task(0),
         }
-        for i in rows {
-            let entries = a.ptr[i]..a.ptr[i + 1];
-            // SAFETY: row i < m of C holds n contiguous elements (checked
-            // above), every index in `a.idx` is < k, a row of B holding n
-            // contiguous elements, and tasks own disjoint rows of C.
-            unsafe {
-                let c_row = std::slice::from_raw_parts_mut(c_ptr.get().offset(i as isize * ldc), n);
-                let b_row = |p: u32| {
-                    debug_assert!((p as usize) < k, "sparse_gemm: index {p} outside B's {k} rows");
-                    std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).cast_const(), n)
-                };
-                row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_row, beta, c_row);
-                epilogue(i, 0, c_row);
-            }
+    });
+}
+
+/// From this many columns of `B` (rows 1 KB apart or more), and ...
+const PACK_MIN_COLUMNS: usize = 4 * TILE;
+
+/// ... up to this many rows (a slab of 64 KB), [`sparse_gemm`] copies `B`
+/// into [`PACKED`] tile by tile first.
+const PACK_MAX_ROWS: usize = 256;
+
+thread_local! {
+    /// `B` copied tile by tile for the products that read it so (see
+    /// [`pack`]); grown to the largest such `B` a thread has multiplied
+    /// by, then reused.
+    static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Copies `b` into `buffer` (growing it if needed), tile after tile of
+/// [`TILE`] columns, each tile's rows contiguous and `width` long: the tile
+/// from column `j0` starts at element `j0 * k` of the returned pointer,
+/// which starts a cache line. Tiles are copied by the pool's threads.
+fn pack(pool: Option<&ThreadPool>, b: ArrayView2<'_, f32>, buffer: &mut Vec<f32>) -> SharedMut<f32> {
+    let (k, n) = b.dim();
+    const SLACK: usize = crate::CACHE_LINE / size_of::<f32>();
+    if buffer.len() < k * n + SLACK {
+        buffer.resize(k * n + SLACK, 0.0);
+    }
+    let skip = buffer.as_ptr().align_offset(crate::CACHE_LINE).min(SLACK);
+    let dst = SharedMut(buffer[skip..].as_mut_ptr());
+    let tile = |t: usize| {
+        let j0 = t * TILE;
+        let width = TILE.min(n - j0);
+        for p in 0..k {
+            // SAFETY: tile t's rows fill elements j0 * k..(j0 + width) * k
+            // of the k * n after `dst`, disjoint from every other tile's.
+            let row = unsafe { std::slice::from_raw_parts_mut(dst.get().add(j0 * k + p * width), width) };
+            row.iter_mut()
+                .zip(b.row(p).slice(ndarray::s![j0..j0 + width]))
+                .for_each(|(d, &v)| *d = v);
         }
     };
     match pool {
-        Some(pool) if n_tasks > 1 => pool.run(n_tasks, &task),
-        _ => task(0),
+        Some(pool) => pool.run(n.div_ceil(TILE), &tile),
+        None => (0..n.div_ceil(TILE)).for_each(tile),
     }
+    dst
 }
 
 /// Above this size of `B`, [`sparse_gemm`] takes columns in blocks outside
@@ -764,6 +830,40 @@ mod tests {
                 a.iter().zip(&want_a).all(|(a, w)| a.to_bits() == w.to_bits()),
                 "{threads} threads: A"
             );
+        }
+    }
+
+    /// A wide B of few rows is copied into tiles first: the same bits as
+    /// the product taken in column slices too narrow for the copy, for
+    /// X W and X^T B, on 1-3 threads, twice in a row (the buffer reused).
+    #[test]
+    fn packed_tiles_change_no_bit() {
+        let (rows, cols, n) = (90, 120, 300);
+        assert!(n >= PACK_MIN_COLUMNS && rows.max(cols) <= PACK_MAX_ROWS);
+        let x = matrix(rows, cols, 11, 0.3);
+        let mut sparse = SparseRows::with_capacity(rows, cols);
+        sparse.fill(x.view());
+        for (op, m, k) in [(Op::Plain, rows, cols), (Op::Transposed, cols, rows)] {
+            let b = matrix(k, n, 12, 1.0);
+            let mut want = Array2::zeros((m, n));
+            for part in [0..100, 100..200, 200..300] {
+                assert!(part.len() < PACK_MIN_COLUMNS);
+                let mut c = Array2::zeros((m, part.len()));
+                let b_part = b.slice(ndarray::s![.., part.clone()]).to_owned();
+                sparse_gemm(1.0, &sparse, op, b_part.view(), 0.0, &mut c.view_mut());
+                want.slice_mut(ndarray::s![.., part]).assign(&c);
+            }
+            for threads in [1, 2, 3] {
+                let pool = ThreadPool::new(threads);
+                for _ in 0..2 {
+                    let mut c = Array2::from_elem((m, n), f32::NAN);
+                    sparse_gemm_with(&pool, 1.0, &sparse, op, b.view(), 0.0, &mut c.view_mut());
+                    assert!(
+                        c.iter().zip(&want).all(|(c, w)| c.to_bits() == w.to_bits()),
+                        "{op:?}, {threads} threads"
+                    );
+                }
+            }
         }
     }
 
