@@ -4,7 +4,10 @@
 //!
 //! `cargo bench -p backprop-tensor`
 
-use backprop_tensor::{Op, Rng, SparseBytes, SparseRows, ThreadPool, gemm, gemm_with, softmax_rows, sparse_gemm_with};
+use backprop_tensor::{
+    Op, Rng, SparseBytes, SparseRows, ThreadPool, aligned_copy, aligned_zeros, gemm, gemm_with, softmax_rows,
+    sparse_gemm_with,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use std::hint::black_box;
@@ -23,7 +26,17 @@ fn pixels(rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
 fn kernels(c: &mut Criterion) {
     let mut rng = Rng::seed_from_u64(0);
     let (b, n_in, h, o) = (64, 784, 128, 10);
-    let w1 = dense(n_in, h, &mut rng);
+    // Where the trainer keeps it: at the start of a cache line.
+    let w1 = aligned_copy(dense(n_in, h, &mut rng).view());
+    // Where the heap put it before: 16 bytes into a line.
+    let mut store = aligned_zeros(n_in * h + 4);
+    store
+        .slice_mut(ndarray::s![4..])
+        .assign(&w1.view().into_shape_with_order(n_in * h).expect("contiguous"));
+    let w1_off = store
+        .slice_move(ndarray::s![4..])
+        .into_shape_with_order((n_in, h))
+        .expect("contiguous");
     let a1 = dense(b, h, &mut rng);
     let w2 = dense(h, o, &mut rng);
     let w2t = w2.t().as_standard_layout().into_owned();
@@ -57,6 +70,12 @@ fn kernels(c: &mut Criterion) {
         c.bench_function(&format!("sparse X*W1 (64x784x128, 20% dense), {t} threads"), |bench| {
             bench.iter(|| sparse_gemm_with(&pool, 1.0, &sparse, Op::Plain, w1.view(), 0.0, &mut z1.view_mut()))
         });
+        c.bench_function(
+            &format!("sparse X*W1 (64x784x128, 20% dense), W1 16 bytes into a line, {t} threads"),
+            |bench| {
+                bench.iter(|| sparse_gemm_with(&pool, 1.0, &sparse, Op::Plain, w1_off.view(), 0.0, &mut z1.view_mut()))
+            },
+        );
         let mut packed = SparseRows::with_capacity(b, n_in);
         c.bench_function(&format!("compress a u8 batch (64x784), {t} threads"), |bench| {
             bench.iter(|| packed.fill_u8_with(&pool, b, n_in, 1.0 / 255.0, |i| &bytes[i * n_in..(i + 1) * n_in]))

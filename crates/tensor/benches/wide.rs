@@ -1,7 +1,8 @@
-//! Criterion benches of the dense products of the wide network
-//! 784-1024-1024-10 at batch 128, on one thread and on all CPUs.
+//! Criterion benches of the products of the wide network 784-1024-1024-10
+//! at batch 128, on one thread and on all CPUs: the dense ones, and the
+//! first layer's on sparse input.
 
-use backprop_tensor::{Rng, ThreadPool, gemm_with};
+use backprop_tensor::{Op, Rng, SparseRows, ThreadPool, aligned_copy, gemm_with, sparse_gemm_with};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 
@@ -50,6 +51,43 @@ fn wide(c: &mut Criterion) {
                 bench.iter(|| gemm_with(&pool, 1.0, av, b.view(), 0.0, &mut out.view_mut()))
             });
         }
+        // The first layer's products on MNIST-like input (one pixel in five
+        // lit), which skip the zeros: X W1 takes W1's columns in blocks
+        // outside its rows, X^T delta1 copies delta1 into tiles first.
+        let pixels: Vec<f32> = (0..batch * 784)
+            .map(|_| {
+                if rng.below(5) == 0 {
+                    rng.below(256) as f32 / 255.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let x = Array2::from_shape_vec((batch, 784), pixels).expect("batch x 784 pixels");
+        let mut sparse = SparseRows::with_capacity(batch, 784);
+        sparse.fill(x.view());
+        let w1 = aligned_copy(dense(784, 1024, &mut rng).view());
+        let delta1 = aligned_copy(dense(batch, 1024, &mut rng).view());
+        let mut z1 = aligned_copy(Array2::zeros((batch, 1024)).view());
+        let mut dw1 = aligned_copy(Array2::zeros((784, 1024)).view());
+        let flops = 2 * (sparse.nnz() * 1024) as u64;
+        group.throughput(criterion::Throughput::Elements(flops));
+        group.bench_function(format!("sparse X*W1 128x784x1024, {t} threads"), |bench| {
+            bench.iter(|| sparse_gemm_with(&pool, 1.0, &sparse, Op::Plain, w1.view(), 0.0, &mut z1.view_mut()))
+        });
+        group.bench_function(format!("sparse X^T*delta1 784x128x1024, {t} threads"), |bench| {
+            bench.iter(|| {
+                sparse_gemm_with(
+                    &pool,
+                    1.0,
+                    &sparse,
+                    Op::Transposed,
+                    delta1.view(),
+                    0.0,
+                    &mut dw1.view_mut(),
+                )
+            })
+        });
     }
     group.finish();
 }
