@@ -379,7 +379,10 @@ struct Compressed<'a> {
 /// `C <- alpha * op(X) * B + beta * C` for a compressed `X`, on the calling
 /// thread.
 ///
-/// With `beta == 0`, `C` is overwritten without being read.
+/// With `beta == 0`, `C` is overwritten without being read. A `B` of 256
+/// columns or more and at most 256 rows (`delta` of a wide first layer) is
+/// first copied into a buffer of the calling thread, kept for its next
+/// products (so it allocates only when a larger such `B` comes).
 ///
 /// # Shapes
 /// `op(X): (m, k)`, `b: (k, n)`, `c: (m, n)`; rows of `b` and `c` must be
