@@ -22,6 +22,8 @@
 //! - [`argmax_rows`]: the predicted class of each row;
 //! - [`zip_chunks_with`]: element-wise updates (optimisers) over fixed chunks,
 //!   and [`chunks_mut_with`], fixed chunks of one buffer, each with its index;
+//! - [`wide_lanes`]: an element-wise loop compiled for AVX2 where the CPU
+//!   has it, with the plain build's bits;
 //! - [`Rng`]: a seeded, portable, version-stable random number generator;
 //! - [`aligned_zeros`], [`aligned_copy`]: arrays whose first element starts
 //!   a cache line, for the weights and buffers the kernels stream through;
@@ -40,6 +42,7 @@ mod aligned;
 mod axpy;
 mod elementwise;
 mod gemm;
+mod lanes;
 mod pool;
 mod prefetch;
 mod reduce;
@@ -54,6 +57,7 @@ pub use aligned::{CACHE_LINE, aligned_copy, aligned_zeros};
 pub use axpy::axpy_with;
 pub use elementwise::{ChunkUpdate, ELEMENTWISE_CHUNK, chunks_mut_with, zip_chunks_with};
 pub use gemm::{gemm, gemm_transposed_b_with, gemm_with};
+pub use lanes::wide_lanes;
 pub use pool::ThreadPool;
 pub use prefetch::prefetch;
 pub use reduce::{add_row_broadcast, argmax_rows, sum_rows_into};
