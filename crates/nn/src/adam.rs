@@ -2,7 +2,7 @@
 
 use crate::optim::{Slot, flat, slot_state, take_slots, tensors, zeros_like};
 use crate::{Gradients, Mlp, Optimizer, OptimizerConfig, OptimizerState, Result};
-use backprop_tensor::{ThreadPool, zip_chunks_with};
+use backprop_tensor::{ThreadPool, wide_lanes, zip_chunks_with};
 
 /// Adam (Kingma and Ba 2015; PyTorch's `Adam`), or AdamW (Loshchilov and
 /// Hutter 2019; PyTorch's `AdamW`) when `decoupled`: at step `t` (from 1),
@@ -144,25 +144,14 @@ struct Constants {
     shrink: f32,
 }
 
-/// The update rule on one chunk, in AVX2 lanes where the CPU has them (the
-/// same IEEE operations in the same order in every lane, and Rust never
-/// fuses a multiply and an add, so the bits are those of the scalar loop;
-/// tested), leaving out the divisions by a bias correction once it is 1.0
-/// (see `update_portable`).
+/// The update rule on one chunk, in AVX2 lanes where the CPU has them
+/// ([`wide_lanes`]: the scalar loop's bits; tested), leaving out the
+/// divisions by a bias correction once it is 1.0 (see `update_portable`).
 fn update(theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], k: &Constants) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { update_avx2(theta, grad, m, v, k) };
-        return;
-    }
-    update_portable(theta, grad, m, v, k);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn update_avx2(theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], k: &Constants) {
-    update_portable(theta, grad, m, v, k);
+    wide_lanes(
+        #[inline(always)]
+        || update_portable(theta, grad, m, v, k),
+    );
 }
 
 #[inline(always)]

@@ -2,7 +2,7 @@
 
 use crate::optim::{take_slots, tensors};
 use crate::{Gradients, Mlp, Optimizer, OptimizerConfig, OptimizerState, Result};
-use backprop_tensor::{ThreadPool, zip_chunks_with};
+use backprop_tensor::{ThreadPool, wide_lanes, zip_chunks_with};
 
 /// SGD: for every parameter `theta` with gradient `g`,
 ///
@@ -46,19 +46,31 @@ impl Sgd {
 impl Optimizer for Sgd {
     fn step(&mut self, pool: &ThreadPool, model: &mut Mlp, grads: &Gradients) {
         let (neg_eta, lambda) = (-self.learning_rate, self.weight_decay);
+        // Each loop runs in AVX2 lanes where the CPU has them, with the
+        // scalar loop's bits (`wide_lanes`).
         for (theta, grad) in tensors(model, grads) {
             if lambda == 0.0 {
                 zip_chunks_with(pool, theta, grad, [], &|theta, grad, []| {
-                    for (t, &g) in theta.iter_mut().zip(grad) {
-                        *t += neg_eta * g;
-                    }
+                    wide_lanes(
+                        #[inline(always)]
+                        || {
+                            for (t, &g) in theta.iter_mut().zip(grad) {
+                                *t += neg_eta * g;
+                            }
+                        },
+                    )
                 });
             } else {
                 zip_chunks_with(pool, theta, grad, [], &|theta, grad, []| {
-                    for (t, &g) in theta.iter_mut().zip(grad) {
-                        let g = g + lambda * *t;
-                        *t += neg_eta * g;
-                    }
+                    wide_lanes(
+                        #[inline(always)]
+                        || {
+                            for (t, &g) in theta.iter_mut().zip(grad) {
+                                let g = g + lambda * *t;
+                                *t += neg_eta * g;
+                            }
+                        },
+                    )
                 });
             }
         }
