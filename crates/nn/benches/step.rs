@@ -2,7 +2,9 @@
 //! batch 64): gather (and compress) a batch, forward, loss, backward, and an
 //! optimiser step, SGD or Adam; and SGD with dropout 0.5 on the hidden layer
 //! (its masks drawn every step). Then a whole step of a wide network,
-//! 784-1024-1024-10 at batch 128: SGD, and Adam with dropout 0.5.
+//! 784-1024-1024-10 at batch 128: SGD, and Adam with dropout 0.5; and a
+//! step of `recipes/mnist-best.toml`'s network and optimiser (784-800-10 at
+//! batch 128, Nesterov momentum with weight decay).
 //!
 //! Last, evaluating the seed network on a test set's worth (10,000) of
 //! images, as the trainer does after every epoch.
@@ -180,6 +182,31 @@ fn wide_step(c: &mut Criterion) {
     }
 }
 
+/// The network and optimiser of `recipes/mnist-best.toml`: 784-800-10 at
+/// batch 128, Nesterov momentum 0.9 with weight decay 1e-4 (its images
+/// here undistorted: the step alone).
+fn recipe_step(c: &mut Criterion) {
+    let data = dataset();
+    for threads in [1, 2] {
+        let pool = Arc::new(ThreadPool::new(threads));
+        pool.pin_caller();
+        let nesterov = OptimizerConfig::Momentum {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-4,
+        };
+        let setup = Setup {
+            sizes: &[784, 800, 10],
+            batch: 128,
+            name: "Nesterov",
+            optimizer: nesterov,
+            rate: 0.0,
+            sparse: true,
+        };
+        bench_steps(c, &data, &pool, &setup);
+    }
+}
+
 /// The seed network (784-128-10, as initialised) evaluated on 10,000
 /// images: compressing them, the forward passes, the loss and accuracy.
 fn evaluation(c: &mut Criterion) {
@@ -203,7 +230,7 @@ criterion_group! {
 criterion_group! {
     name = wide;
     config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(4));
-    targets = wide_step
+    targets = wide_step, recipe_step
 }
 criterion_group! {
     name = eval;
