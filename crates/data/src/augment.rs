@@ -438,7 +438,7 @@ pub struct Scratch {
     tmp: Vec<f32>,
     /// One grid row between margins of zeros, for the row blur.
     line: Vec<f32>,
-    /// Three grid rows for the upsampling (see `upsample`).
+    /// One grid row for the upsampling: the line between two grid rows (see `upsample`).
     spread: Vec<f32>,
     /// The normalised Gaussian taps, `2 R + 1` of them, for `kernel_sigma`
     /// and images of at most `kernel_extent` pixels per side.
@@ -462,7 +462,7 @@ impl Scratch {
             gy: vec![0.0; grid_len(rows, cols)],
             tmp: vec![0.0; grid_len(rows, cols)],
             line: vec![0.0; line_len(rows, cols)],
-            spread: vec![0.0; 3 * (cols + 1).next_multiple_of(LANES)],
+            spread: vec![0.0; (cols + 1).next_multiple_of(LANES)],
             kernel: Vec::with_capacity(2 * rows.max(cols) + 2),
             kernel_sigma: f32::NAN,
             kernel_extent: 0,
@@ -490,8 +490,8 @@ impl Scratch {
         if self.line.len() < line_len(rows, cols) {
             self.line.resize(line_len(rows, cols), 0.0);
         }
-        if self.spread.len() < 3 * (cols + 1).next_multiple_of(LANES) {
-            self.spread.resize(3 * (cols + 1).next_multiple_of(LANES), 0.0);
+        if self.spread.len() < (cols + 1).next_multiple_of(LANES) {
+            self.spread.resize((cols + 1).next_multiple_of(LANES), 0.0);
         }
         if self.kernel.capacity() < 2 * rows.max(cols) + 2 {
             self.kernel.reserve(2 * rows.max(cols) + 2 - self.kernel.len());
@@ -569,16 +569,13 @@ fn grid_stride(sigma: f32) -> usize {
 /// Pixel `(r, c)` with `r = i stride + l` and `c = j stride + k` is
 /// `a + (k / stride) (b - a)` for `a` and `b` the values of grid columns
 /// `j` and `j + 1` on the line `l / stride` of the way from grid row `i` to
-/// `i + 1`. `spread` (at least `3 width` long) holds that line, its
-/// differences `b - a`, and the pixels of one `k`, so that every step runs
-/// `LANES` at a time; only the final scatter to every `stride`-th pixel is
-/// scalar.
+/// `i + 1`. `spread` (at least `width` long) holds that line, computed
+/// `LANES` at a time; each image row is then made from it by
+/// [`upsample_row`].
 #[inline(always)]
 fn upsample(grid: &[f32], width: usize, stride: usize, field: &mut [f32], cols: usize, spread: &mut [f32]) {
     let step = 1.0 / stride as f32;
-    let (line, rest) = spread.split_at_mut(width);
-    let (diff, rest) = rest.split_at_mut(width);
-    let part = &mut rest[..width];
+    let line = &mut spread[..width];
     for (r, out) in field.chunks_exact_mut(cols).enumerate() {
         let (i, fy) = (r / stride, (r % stride) as f32 * step);
         let above = &grid[i * width..(i + 1) * width];
@@ -586,21 +583,45 @@ fn upsample(grid: &[f32], width: usize, stride: usize, field: &mut [f32], cols: 
         line.iter_mut()
             .zip(above.iter().zip(below))
             .for_each(|(l, (&a, &b))| *l = a + fy * (b - a));
-        diff[..width - 1]
-            .iter_mut()
-            .zip(line.windows(2))
-            .for_each(|(d, pair)| *d = pair[1] - pair[0]);
-        for k in 0..stride.min(cols) {
-            let w = k as f32 * step;
-            part[..width - 1]
-                .iter_mut()
-                .zip(line.iter().zip(diff.iter()))
-                .for_each(|(p, (&a, &d))| *p = a + w * d);
-            out.iter_mut()
-                .skip(k)
-                .step_by(stride)
-                .zip(part.iter())
-                .for_each(|(o, &p)| *o = p);
+        // The strides of sigma 2 to 9.99 (Simard's 4 among them) with the
+        // stride a constant; any other through the general loop.
+        match stride {
+            1 => upsample_row::<1>(line, out),
+            2 => upsample_row::<2>(line, out),
+            3 => upsample_row::<3>(line, out),
+            4 => upsample_row::<4>(line, out),
+            _ => {
+                for (c, o) in out.iter_mut().enumerate() {
+                    let (j, k) = (c / stride, c % stride);
+                    let (a, b) = (line[j], line[j + 1]);
+                    *o = a + k as f32 * step * (b - a);
+                }
+            }
+        }
+    }
+}
+
+/// One image row of [`upsample`] for a stride of `S`: pixel `j S + k` is
+/// `a + (k / S) (b - a)`, `a` and `b` being `line[j]` and `line[j + 1]`.
+/// With `S` a constant, the `S` pixels of each `j` are one group of stores
+/// the compiler interleaves in SIMD registers (no scalar scatter).
+#[inline(always)]
+fn upsample_row<const S: usize>(line: &[f32], out: &mut [f32]) {
+    let step = 1.0 / S as f32;
+    let weights: [f32; S] = std::array::from_fn(|k| k as f32 * step);
+    let groups = out.len() / S;
+    let (whole, rest) = out.split_at_mut(groups * S);
+    let line = &line[..groups + 1 + usize::from(!rest.is_empty())];
+    for (j, group) in whole.chunks_exact_mut(S).enumerate() {
+        let (a, b) = (line[j], line[j + 1]);
+        for k in 0..S {
+            group[k] = a + weights[k] * (b - a);
+        }
+    }
+    if !rest.is_empty() {
+        let (a, b) = (line[groups], line[groups + 1]);
+        for (k, o) in rest.iter_mut().enumerate() {
+            *o = a + weights[k] * (b - a);
         }
     }
 }
@@ -1601,6 +1622,9 @@ mod tests {
             (13, 29, 3),
             (9, 7, 4),
             (5, 33, 2),
+            (11, 30, 4),
+            (12, 31, 5),
+            (10, 10, 7),
         ] {
             let (grid_rows, grid_cols) = ((rows - 1) / stride + 2, (cols - 1) / stride + 2);
             let width = grid_cols.next_multiple_of(LANES);
@@ -1610,7 +1634,7 @@ mod tests {
                 uniform_field(&mut row[..grid_cols], 1.0, &mut rng);
             }
             let mut field = vec![f32::NAN; rows * cols];
-            let mut spread = vec![f32::NAN; 3 * width];
+            let mut spread = vec![f32::NAN; width];
             upsample(&grid, width, stride, &mut field, cols, &mut spread);
             let step = 1.0 / stride as f32;
             for r in 0..rows {
