@@ -671,52 +671,76 @@ const LANES: usize = 8;
 /// `dst = kernel * src` along each column of a field of `rows` rows stored
 /// `width` apart (`width` a multiple of [`LANES`]), zero beyond the first
 /// and last rows: row `r` of `dst` is `sum_k kernel[k] src[r + k - R]`,
-/// computed a whole row, `LANES` values at a time.
+/// computed a whole row at a time by [`weighted_rows`].
 #[inline(always)]
 fn blur_columns(src: &[f32], dst: &mut [f32], rows: usize, width: usize, kernel: &[f32]) {
     let radius = kernel.len() / 2;
     for (r, out) in dst.chunks_exact_mut(width).enumerate() {
         let first = r.saturating_sub(radius);
         let last = (r + radius).min(rows - 1);
-        // LANES sums at a time in a fixed-size array (one vector register
-        // or two), the taps added in order from 0.
-        for (chunk, o) in out.chunks_exact_mut(LANES).enumerate() {
-            let mut acc = [0.0f32; LANES];
-            for i in first..=last {
-                let w = kernel[i + radius - r];
-                let start = i * width + chunk * LANES;
-                let s: &[f32; LANES] = src[start..start + LANES].try_into().expect("LANES values");
-                for j in 0..LANES {
-                    acc[j] += w * s[j];
-                }
-            }
-            o.copy_from_slice(&acc);
-        }
+        weighted_rows(src, out, |offset| {
+            (first..=last).map(move |i| (kernel[i + radius - r], i * width + offset))
+        });
     }
 }
 
 /// `dst = kernel * src` along each row of a field whose rows are stored
 /// `width` apart (a multiple of [`LANES`]; zero past the field's columns),
 /// zero beyond the first column: `dst[c] = sum_k kernel[k] src[c + k - R]`,
-/// `LANES` outputs at a time, each row first copied into the middle of
-/// `line` (`width + 2 R` long) between margins of zeros.
+/// each row first copied into the middle of `line` (`width + 2 R` long)
+/// between margins of zeros, then summed by [`weighted_rows`].
 #[inline(always)]
 fn blur_rows(src: &[f32], dst: &mut [f32], width: usize, kernel: &[f32], line: &mut [f32]) {
     let radius = kernel.len() / 2;
     line.fill(0.0);
     for (out, row) in dst.chunks_exact_mut(width).zip(src.chunks_exact(width)) {
         line[radius..radius + width].copy_from_slice(row);
-        for (chunk, o) in out.chunks_exact_mut(LANES).enumerate() {
-            let mut acc = [0.0f32; LANES];
-            for (k, &w) in kernel.iter().enumerate() {
-                let start = chunk * LANES + k;
-                let s: &[f32; LANES] = line[start..start + LANES].try_into().expect("LANES values");
-                for j in 0..LANES {
-                    acc[j] += w * s[j];
-                }
+        weighted_rows(line, out, |offset| {
+            kernel.iter().enumerate().map(move |(k, &w)| (w, offset + k))
+        });
+    }
+}
+
+/// `out[c] = sum_t w_t src[s_t + c]` for the `(w_t, s_t)` that `taps(0)`
+/// gives (`taps(o)` gives the same weights with every `s_t` moved by `o`),
+/// the terms added in that order, from 0. `out` is a multiple of [`LANES`]
+/// long; its values are summed in blocks of four, two or one `LANES`, the
+/// sums of a block independent of each other so that their additions
+/// overlap instead of each waiting on the one before.
+#[inline(always)]
+fn weighted_rows<T: Iterator<Item = (f32, usize)>>(src: &[f32], out: &mut [f32], taps: impl Fn(usize) -> T) {
+    let mut offset = 0;
+    let mut blocks = out.chunks_exact_mut(4 * LANES);
+    for block in &mut blocks {
+        weighted_block::<4>(src, block, taps(offset));
+        offset += 4 * LANES;
+    }
+    let mut blocks = blocks.into_remainder().chunks_exact_mut(2 * LANES);
+    for block in &mut blocks {
+        weighted_block::<2>(src, block, taps(offset));
+        offset += 2 * LANES;
+    }
+    for block in blocks.into_remainder().chunks_exact_mut(LANES) {
+        weighted_block::<1>(src, block, taps(offset));
+        offset += LANES;
+    }
+}
+
+/// `B` blocks of [`LANES`] sums of [`weighted_rows`], held in registers.
+#[inline(always)]
+fn weighted_block<const B: usize>(src: &[f32], out: &mut [f32], taps: impl Iterator<Item = (f32, usize)>) {
+    let mut acc = [[0.0f32; LANES]; B];
+    for (w, start) in taps {
+        let s = &src[start..start + B * LANES];
+        for (acc, s) in acc.iter_mut().zip(s.chunks_exact(LANES)) {
+            let s: &[f32; LANES] = s.try_into().expect("LANES values");
+            for j in 0..LANES {
+                acc[j] += w * s[j];
             }
-            o.copy_from_slice(&acc);
         }
+    }
+    for (o, acc) in out.chunks_exact_mut(LANES).zip(&acc) {
+        o.copy_from_slice(acc);
     }
 }
 
@@ -1919,6 +1943,52 @@ mod tests {
                 (diff / expected_diff - 1.0).abs() < 0.2,
                 "sigma {sigma}: {diff} vs {expected_diff}"
             );
+        }
+    }
+
+    /// Both blurs give the bits of the plain per-element sum (the taps in
+    /// order, from 0), at widths that take every block size of
+    /// `weighted_rows` (one, two and four `LANES`, and mixes).
+    #[test]
+    fn the_blurs_give_the_per_element_sums_bits() {
+        let mut kernel = Vec::new();
+        gaussian_kernel(2.0, 15, &mut kernel);
+        let radius = kernel.len() / 2;
+        for (rows, width) in [(15usize, 16usize), (7, 8), (30, 32), (9, 24), (20, 56), (3, 40)] {
+            let mut rng = Rng::seed_from_u64((rows * width) as u64);
+            let mut src = vec![0.0f32; rows * width];
+            uniform_field(&mut src, 1.0, &mut rng);
+            let mut dst = vec![f32::NAN; rows * width];
+            blur_columns(&src, &mut dst, rows, width, &kernel);
+            for r in 0..rows {
+                for c in 0..width {
+                    let mut want = 0.0f32;
+                    for i in r.saturating_sub(radius)..=(r + radius).min(rows - 1) {
+                        want += kernel[i + radius - r] * src[i * width + c];
+                    }
+                    assert_eq!(
+                        dst[r * width + c].to_bits(),
+                        want.to_bits(),
+                        "columns, {rows}x{width} ({r}, {c})"
+                    );
+                }
+            }
+            let mut line = vec![f32::NAN; width + 2 * radius];
+            blur_rows(&src, &mut dst, width, &kernel, &mut line);
+            for r in 0..rows {
+                for c in 0..width {
+                    let mut want = 0.0f32;
+                    for (k, &w) in kernel.iter().enumerate() {
+                        let x = (c + k).checked_sub(radius).filter(|&x| x < width);
+                        want += w * x.map_or(0.0, |x| src[r * width + x]);
+                    }
+                    assert_eq!(
+                        dst[r * width + c].to_bits(),
+                        want.to_bits(),
+                        "rows, {rows}x{width} ({r}, {c})"
+                    );
+                }
+            }
         }
     }
 
