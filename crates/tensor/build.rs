@@ -1,6 +1,6 @@
 //! Sets the `has_avx512` cfg when the compiler has the AVX-512 intrinsics
 //! (stable from Rust 1.89), so the crate still builds on its rust-version,
-//! 1.85, without the AVX-512 kernel.
+//! 1.88, without the AVX-512 kernel.
 
 use std::process::Command;
 

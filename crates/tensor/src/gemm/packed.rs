@@ -39,7 +39,7 @@
 
 // The AVX-512 kernel is compiled only with `has_avx512`, which the build
 // script sets for compilers of 1.89 and later, where these intrinsics are
-// stable; the crate's rust-version (1.85) builds the AVX2 kernel alone.
+// stable; the crate's rust-version (1.88) builds the AVX2 kernel alone.
 #![allow(clippy::incompatible_msrv)]
 
 use super::{Isa, Operands};
