@@ -340,7 +340,7 @@ impl Summary {
         let mut seconds: Vec<f64> = epochs.iter().map(|e| e.seconds).collect();
         seconds.sort_by(f64::total_cmp);
         let mid = seconds.len() / 2;
-        let median = if seconds.len() % 2 == 0 {
+        let median = if seconds.len().is_multiple_of(2) {
             (seconds[mid - 1] + seconds[mid]) / 2.0
         } else {
             seconds[mid]

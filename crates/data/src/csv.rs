@@ -282,15 +282,15 @@ fn parse_table(data: impl Read, input: &Input<'_>, options: &CsvOptions<'_>, max
             target: target_column.clone(),
         });
     }
-    if let Some(expected) = options.feature_columns {
-        if expected != feature_columns.as_slice() {
-            return Err(DataError::CsvFeatureMismatch {
-                path: path(),
-                line: header_line,
-                expected: expected.to_vec(),
-                found: feature_columns,
-            });
-        }
+    if let Some(expected) = options.feature_columns
+        && expected != feature_columns.as_slice()
+    {
+        return Err(DataError::CsvFeatureMismatch {
+            path: path(),
+            line: header_line,
+            expected: expected.to_vec(),
+            found: feature_columns,
+        });
     }
 
     let fixed_classes = options.class_names.filter(|_| options.kind == TargetKind::Classes);

@@ -173,7 +173,7 @@ pub fn encode_images(rows: usize, cols: usize, pixels: &[u8]) -> Vec<u8> {
     );
     let per_image = rows * cols;
     assert!(
-        pixels.len() % per_image == 0,
+        pixels.len().is_multiple_of(per_image),
         "encode_images: {} pixels is not a whole number of {rows}x{cols} images",
         pixels.len()
     );

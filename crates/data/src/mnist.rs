@@ -148,15 +148,15 @@ fn load_split(images_path: &Path, labels_path: &Path, n_classes: usize) -> Resul
         });
     }
     // An invalid `n_classes` is left to `Dataset::new` to report.
-    if (1..=256).contains(&n_classes) {
-        if let Some((index, label)) = first_label_out_of_range(&labels, n_classes) {
-            return Err(DataError::LabelOutOfRange {
-                path: labels_path.to_path_buf(),
-                index,
-                label,
-                n_classes,
-            });
-        }
+    if (1..=256).contains(&n_classes)
+        && let Some((index, label)) = first_label_out_of_range(&labels, n_classes)
+    {
+        return Err(DataError::LabelOutOfRange {
+            path: labels_path.to_path_buf(),
+            index,
+            label,
+            n_classes,
+        });
     }
     Ok((Dataset::new(pixels, labels, rows, cols, n_classes)?, (rows, cols)))
 }

@@ -232,7 +232,7 @@ mod tests {
         let aligned = |o: &Adam| {
             o.m.iter()
                 .chain(&o.v)
-                .all(|b| b.as_ptr() as usize % backprop_tensor::CACHE_LINE == 0)
+                .all(|b| (b.as_ptr() as usize).is_multiple_of(backprop_tensor::CACHE_LINE))
         };
         assert!(aligned(&opt));
         opt.load_state(opt.state()).unwrap();

@@ -82,7 +82,7 @@ impl Dense {
     /// reading them row by row feel (7% of a seed-recipe epoch on one
     /// thread). Every constructor of this crate calls it.
     pub(crate) fn align(&mut self) {
-        if !self.w.is_standard_layout() || self.w.as_ptr() as usize % backprop_tensor::CACHE_LINE != 0 {
+        if !self.w.is_standard_layout() || !(self.w.as_ptr() as usize).is_multiple_of(backprop_tensor::CACHE_LINE) {
             self.w = backprop_tensor::aligned_copy(self.w.view());
         }
     }
@@ -190,7 +190,8 @@ pub(crate) mod tests {
     /// say), keep `W` at the start of a cache line, its values unchanged.
     #[test]
     fn weights_start_a_cache_line() {
-        let aligned = |l: &Dense| l.w.as_ptr() as usize % backprop_tensor::CACHE_LINE == 0 && l.w.is_standard_layout();
+        let aligned =
+            |l: &Dense| (l.w.as_ptr() as usize).is_multiple_of(backprop_tensor::CACHE_LINE) && l.w.is_standard_layout();
         let mut rng = Rng::seed_from_u64(1);
         for (n_in, n_out) in [(784, 128), (128, 10), (3, 5)] {
             assert!(aligned(&Dense::new(n_in, n_out, &mut rng)), "{n_in}x{n_out}");

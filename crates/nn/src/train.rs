@@ -694,7 +694,7 @@ mod tests {
         let mut model = fresh.model().clone();
         model.layers_mut()[0].w = crate::dense::tests::misaligned(6, 4);
         let trainer = Trainer::resume(config, model, fresh.state(), 10).unwrap();
-        let starts_line = |p: *const f32| p as usize % backprop_tensor::CACHE_LINE == 0;
+        let starts_line = |p: *const f32| (p as usize).is_multiple_of(backprop_tensor::CACHE_LINE);
         for (layer, dw) in trainer.model().layers().iter().zip(&trainer.grads.dw) {
             assert!(starts_line(layer.w.as_ptr()) && starts_line(dw.as_ptr()));
         }

@@ -137,26 +137,28 @@ fn gemm_impl(
     // The packed kernel copies B into panels anyway, so it takes B with
     // contiguous columns as well (BP2's `W^T`, a view of `W`).
     #[cfg(target_arch = "x86_64")]
-    if rows_contiguous(c.strides()) && (rows_contiguous(b.strides()) || b.strides()[0] == 1) {
-        if let Some(isa) = packs(m, k, n) {
-            // SAFETY: the CPU has `isa`, the shapes chain and are not empty
-            // (checked above), the rows of C are contiguous, and so are the
-            // rows or the columns of B.
-            unsafe { packed::gemm(isa, pool, alpha, a, b, beta, c) };
-            return;
-        }
+    if rows_contiguous(c.strides())
+        && (rows_contiguous(b.strides()) || b.strides()[0] == 1)
+        && let Some(isa) = packs(m, k, n)
+    {
+        // SAFETY: the CPU has `isa`, the shapes chain and are not empty
+        // (checked above), the rows of C are contiguous, and so are the
+        // rows or the columns of B.
+        unsafe { packed::gemm(isa, pool, alpha, a, b, beta, c) };
+        return;
     }
     // Products of few columns (an output layer) go to the narrow kernel,
     // which tiles along rows instead of columns.
     #[cfg(target_arch = "x86_64")]
-    if rows_contiguous(b.strides()) && rows_contiguous(c.strides()) {
-        if let Some(isa) = narrow::takes(m, n) {
-            // SAFETY: the CPU has `isa`, the shapes chain and are not empty
-            // (checked above), `n` is at most what `isa` takes, and the rows
-            // of B and C are contiguous.
-            unsafe { narrow::gemm(isa, pool, alpha, a, b, beta, c) };
-            return;
-        }
+    if rows_contiguous(b.strides())
+        && rows_contiguous(c.strides())
+        && let Some(isa) = narrow::takes(m, n)
+    {
+        // SAFETY: the CPU has `isa`, the shapes chain and are not empty
+        // (checked above), `n` is at most what `isa` takes, and the rows
+        // of B and C are contiguous.
+        unsafe { narrow::gemm(isa, pool, alpha, a, b, beta, c) };
+        return;
     }
     if rows_contiguous(b.strides()) && rows_contiguous(c.strides()) {
         // The blocked kernel keeps a 16-column strip of B hot but does not

@@ -138,7 +138,7 @@ impl Shared {
         let mut spins = 0u32;
         while self.done.load(Ordering::Acquire) < n_tasks {
             spins = spins.wrapping_add(1);
-            if spins % SPINS_PER_CLOCK_CHECK != 0 || start.elapsed() < CALLER_SPIN {
+            if !spins.is_multiple_of(SPINS_PER_CLOCK_CHECK) || start.elapsed() < CALLER_SPIN {
                 std::hint::spin_loop();
                 continue;
             }
@@ -529,7 +529,7 @@ fn worker(shared: &Shared, w: usize) {
                 continue;
             }
             spins = spins.wrapping_add(1);
-            if spins % SPINS_PER_CLOCK_CHECK != 0 || idle_since.elapsed() < SPIN_BEFORE_PARK {
+            if !spins.is_multiple_of(SPINS_PER_CLOCK_CHECK) || idle_since.elapsed() < SPIN_BEFORE_PARK {
                 std::hint::spin_loop();
             } else {
                 // Announce the nap, then look once more: either `run` sees

@@ -72,7 +72,7 @@ impl SparseBytes {
             Self::MAX_COLS
         );
         assert!(
-            data.len() % cols == 0,
+            data.len().is_multiple_of(cols),
             "SparseBytes::new: {} values do not make rows of {cols}",
             data.len()
         );

@@ -580,7 +580,7 @@ mod avx512 {
                     }
                 }
             }
-            debug_assert!(depth <= KC && KC % 16 == 0);
+            debug_assert!(depth <= KC && KC.is_multiple_of(16));
         }
     }
 
