@@ -137,8 +137,8 @@ fn epoch_allocations(sizes: Vec<usize>, side: usize, ink: f64, threads: usize) -
 fn a_second_epoch_allocates_nothing_on_the_sparse_path() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Synthetic images are about three quarters zeros: the compressed path;
-    // a 784x512 first layer (1.6 MB) takes its columns in blocks outside
-    // the rows.
+    // a 784x512 first layer (1.6 MB) is copied tile by tile and read in
+    // blocks of its rows (its forward) and in column blocks (BP4).
     for (sizes, side) in [(vec![64, 32, 10], 8), (vec![784, 512, 10], 28)] {
         for threads in [1, 2] {
             for (optimizer, second) in epoch_allocations(sizes.clone(), side, 0.25, threads) {

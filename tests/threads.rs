@@ -188,9 +188,10 @@ fn sparse_path_weights_do_not_depend_on_threads() {
 }
 
 /// A first layer whose weights outgrow L2 (784x512 floats, 1.6 MB), on
-/// sparse images: the compressed products take its columns in blocks
-/// outside their loop over rows, and 1, 2 and 3 threads still give the
-/// same bits, with Adam.
+/// sparse images: the forward reads its copy in blocks of rows, each row's
+/// sum resumed block after block, the other products take columns in
+/// blocks outside their loop over rows, and 1, 2 and 3 threads still give
+/// the same bits, with Adam.
 #[test]
 fn a_first_layer_past_the_cache_does_not_depend_on_threads() {
     let train = |threads| train_with(vec![784, 512, 10], 28, 0.25, threads, OptimizerConfig::ADAM);

@@ -380,9 +380,11 @@ struct Compressed<'a> {
 /// thread.
 ///
 /// With `beta == 0`, `C` is overwritten without being read. A `B` of 256
-/// columns or more and at most 256 rows (`delta` of a wide first layer) is
-/// first copied into a buffer of the calling thread, kept for its next
-/// products (so it allocates only when a larger such `B` comes).
+/// columns or more and at most 256 rows (`delta` of a wide first layer), or
+/// with `beta == 0` and `op` plain, one larger than 512 KB (`W` of a wide
+/// first layer), is first copied tile by tile into a buffer of the calling
+/// thread, kept for its next products (so it allocates only when a larger
+/// such `B` comes); the larger one is then read in blocks of its rows.
 ///
 /// # Shapes
 /// `op(X): (m, k)`, `b: (k, n)`, `c: (m, n)`; rows of `b` and `c` must be
@@ -527,14 +529,23 @@ fn sparse_gemm_impl(
     // for the short rows of X^T, a pixel's few non-zeros in a batch).
     // Either order gives every element the same sum.
     let blocks_outside = k * n * size_of::<f32>() > BLOCKS_OUTSIDE_BYTES;
+    // Row by row, a product whose B outgrows L2 reads each row's tiles of
+    // B from all over B. Instead, B is copied tile by tile (below) and read
+    // in blocks of K_BLOCK rows of a tile (112 KB, contiguous), each block
+    // over all of a task's rows before the next, every accumulator resumed
+    // from C where the block before left it: the same operations in the
+    // same order (a float stored and loaded again is the same float), so
+    // the same bits. Only where C holds nothing to keep.
+    let k_blocked = op == Op::Plain && beta == 0.0 && k > K_BLOCK && k * n * size_of::<f32>() > K_BLOCKS_FROM_BYTES;
     PACKED.with(|buffer| {
         // A slab of a wide B, its rows 1 KB or more apart, falls on a few
         // cache sets and keeps evicting itself; copied tile by tile into a
-        // contiguous buffer (the same values), each slab stays in L1. (The
-        // buffer is this thread's; were it in use, B is read in place.)
+        // contiguous buffer (the same values), each slab of a short B stays
+        // in L1, each block of a tall one in L2. (The buffer is this
+        // thread's; were it in use, B is read in place, row by row.)
         let mut buffer = buffer.try_borrow_mut().ok();
         let packed = match buffer.as_deref_mut() {
-            Some(buffer) if n >= PACK_MIN_COLUMNS && k <= PACK_MAX_ROWS => Some(pack(pool, b, buffer)),
+            Some(buffer) if (n >= PACK_MIN_COLUMNS && k <= PACK_MAX_ROWS) || k_blocked => Some(pack(pool, b, buffer)),
             _ => None,
         };
         let slab = |j0: usize, width: usize| match &packed {
@@ -551,6 +562,13 @@ fn sparse_gemm_impl(
             } else {
                 first(t)..first(t + 1)
             };
+            if let (true, Some(packed)) = (k_blocked, &packed) {
+                let slab_ptr = SharedMut(packed.get());
+                // SAFETY: as for the loops below, with B's packed copy.
+                if unsafe { k_blocks(rows.clone(), a, alpha, slab_ptr, (k, n), (c_ptr, ldc), &epilogue) } {
+                    return;
+                }
+            }
             if blocks_outside || packed.is_some() {
                 for j0 in (0..n).step_by(TILE) {
                     let width = TILE.min(n - j0);
@@ -573,7 +591,15 @@ fn sparse_gemm_impl(
                                     width,
                                 )
                             };
-                            row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_part, beta, c_part);
+                            row_kernel(
+                                alpha,
+                                &a.idx[entries.clone()],
+                                &a.val[entries],
+                                b_part,
+                                beta,
+                                c_part,
+                                Pass::Whole,
+                            );
                             epilogue(i, j0, c_part);
                         }
                     }
@@ -591,7 +617,15 @@ fn sparse_gemm_impl(
                         debug_assert!((p as usize) < k, "sparse_gemm: index {p} outside B's {k} rows");
                         std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).cast_const(), n)
                     };
-                    row_kernel(alpha, &a.idx[entries.clone()], &a.val[entries], b_row, beta, c_row);
+                    row_kernel(
+                        alpha,
+                        &a.idx[entries.clone()],
+                        &a.val[entries],
+                        b_row,
+                        beta,
+                        c_row,
+                        Pass::Whole,
+                    );
                     epilogue(i, 0, c_row);
                 }
             }
@@ -603,6 +637,72 @@ fn sparse_gemm_impl(
     });
 }
 
+/// Rows `rows` of `C = alpha op(X) B` (see `sparse_gemm_impl`) in blocks
+/// of [`K_BLOCK`] rows of `B`, read from its copy made by [`pack`] at
+/// `packed`: for each block, each tile, each row, the row's entries in the
+/// block, its accumulators resumed from `C` after the first block and
+/// scaled and finished (`epilogue`) after the last. Returns `false`, having
+/// done nothing, when this thread's cursors are in use.
+///
+/// # Safety
+/// `packed` holds `B` (`k x n`) as [`pack`] copies it; `c` points to `C`
+/// (`m x n`, rows `ldc` apart, each row's `n` elements contiguous); every
+/// index of `a` is below `k`; and no other thread reads or writes rows
+/// `rows` of `C` during the call.
+unsafe fn k_blocks(
+    rows: std::ops::Range<usize>,
+    a: Compressed<'_>,
+    alpha: f32,
+    packed: SharedMut<f32>,
+    (k, n): (usize, usize),
+    (c, ldc): (SharedMut<f32>, isize),
+    epilogue: &impl Fn(usize, usize, &mut [f32]),
+) -> bool {
+    CURSORS.with(|cursors| {
+        let Ok(mut cursors) = cursors.try_borrow_mut() else {
+            return false;
+        };
+        let len = rows.len();
+        if cursors.len() < 2 * len {
+            cursors.resize(2 * len, 0);
+        }
+        // Row rows.start + r has its entries in the block at starts[r]..ends[r].
+        let (starts, ends) = cursors[..2 * len].split_at_mut(len);
+        starts.copy_from_slice(&a.ptr[rows.clone()]);
+        for k0 in (0..k).step_by(K_BLOCK) {
+            let k1 = (k0 + K_BLOCK).min(k);
+            let pass = Pass::of(k0 == 0, k1 == k);
+            for ((end, &start), i) in ends.iter_mut().zip(&*starts).zip(rows.clone()) {
+                *end = start + a.idx[start..a.ptr[i + 1]].partition_point(|&p| (p as usize) < k1);
+            }
+            for j0 in (0..n).step_by(TILE) {
+                let width = TILE.min(n - j0);
+                let slab = packed.get().wrapping_add(j0 * k);
+                // SAFETY: the tile from column j0 of the packed copy holds k
+                // rows of `width` contiguous elements (`pack`); p < k.
+                let b_part =
+                    |p: u32| unsafe { std::slice::from_raw_parts(slab.add(p as usize * width).cast_const(), width) };
+                for ((&start, &end), i) in starts.iter().zip(&*ends).zip(rows.clone()) {
+                    if start == end && pass == Pass::Middle {
+                        continue;
+                    }
+                    // SAFETY: row i of C holds n contiguous elements, of
+                    // which j0..j0 + width lie inside; this call alone has
+                    // row i (the caller's promise).
+                    let c_part =
+                        unsafe { std::slice::from_raw_parts_mut(c.get().offset(i as isize * ldc).add(j0), width) };
+                    row_kernel(alpha, &a.idx[start..end], &a.val[start..end], b_part, 0.0, c_part, pass);
+                    if pass.finishes() {
+                        epilogue(i, j0, c_part);
+                    }
+                }
+            }
+            starts.copy_from_slice(ends);
+        }
+        true
+    })
+}
+
 /// From this many columns of `B` (rows 1 KB apart or more), and ...
 const PACK_MIN_COLUMNS: usize = 4 * TILE;
 
@@ -610,7 +710,53 @@ const PACK_MIN_COLUMNS: usize = 4 * TILE;
 /// into [`PACKED`] tile by tile first.
 const PACK_MAX_ROWS: usize = 256;
 
+/// Rows of `B` per block of a k-blocked product (see `sparse_gemm_impl`):
+/// 448 rows of a [`TILE`] are 112 KB, a quarter of a 512 KB L2 cache, and
+/// 784 pixels make two blocks. (Measured on Zen 3 at 192 to 1024 columns:
+/// blocks of 28, 56 and 112 KB all beat whole tiles, 112 KB most.)
+const K_BLOCK: usize = 448;
+
+/// From this size of `B` (larger than most current cores' L2), a product
+/// of `X` by `B` runs k-blocked. (`W1` of the seed's 784x128 layer, 401 KB,
+/// gains little, and would be copied for every batch.)
+const K_BLOCKS_FROM_BYTES: usize = 512 << 10;
+
+/// Which part of a row's sum a call of [`row_kernel`] makes: the sum starts
+/// from 0 (`First`, `Whole`) or from what `C` holds (`Middle`, `Last`), and
+/// ends scaled and written out (`Whole`, `Last`) or is left in `C` as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Whole,
+    First,
+    Middle,
+    Last,
+}
+
+impl Pass {
+    fn of(first: bool, last: bool) -> Self {
+        match (first, last) {
+            (true, true) => Pass::Whole,
+            (true, false) => Pass::First,
+            (false, false) => Pass::Middle,
+            (false, true) => Pass::Last,
+        }
+    }
+
+    fn resumes(self) -> bool {
+        matches!(self, Pass::Middle | Pass::Last)
+    }
+
+    fn finishes(self) -> bool {
+        matches!(self, Pass::Whole | Pass::Last)
+    }
+}
+
 thread_local! {
+    /// Each row's first and last entry in the current block of a k-blocked
+    /// product, for the rows of the task this thread runs; grown to the
+    /// most rows a task has had, then reused.
+    static CURSORS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+
     /// `B` copied tile by tile for the products that read it so (see
     /// [`pack`]); grown to the largest such `B` a thread has multiplied
     /// by, then reused.
@@ -629,16 +775,25 @@ fn pack(pool: Option<&ThreadPool>, b: ArrayView2<'_, f32>, buffer: &mut Vec<f32>
     }
     let skip = buffer.as_ptr().align_offset(crate::CACHE_LINE).min(SLACK);
     let dst = SharedMut(buffer[skip..].as_mut_ptr());
+    // Rows of B as raw slices: an ndarray slice per row and tile cost more
+    // than the copy itself (a call with its bounds checks each).
+    assert!(n <= 1 || b.strides()[1] == 1, "pack: rows of B must be contiguous");
+    let (src, ldb) = (SharedMut(b.as_ptr().cast_mut()), b.strides()[0]);
     let tile = |t: usize| {
         let j0 = t * TILE;
         let width = TILE.min(n - j0);
         for p in 0..k {
             // SAFETY: tile t's rows fill elements j0 * k..(j0 + width) * k
-            // of the k * n after `dst`, disjoint from every other tile's.
-            let row = unsafe { std::slice::from_raw_parts_mut(dst.get().add(j0 * k + p * width), width) };
-            row.iter_mut()
-                .zip(b.row(p).slice(ndarray::s![j0..j0 + width]))
-                .for_each(|(d, &v)| *d = v);
+            // of the k * n after `dst`, disjoint from every other tile's;
+            // row p < k of B holds n contiguous elements (asserted above),
+            // of which j0..j0 + width lie inside.
+            let (row, from) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(dst.get().add(j0 * k + p * width), width),
+                    std::slice::from_raw_parts(src.get().offset(p as isize * ldb).add(j0).cast_const(), width),
+                )
+            };
+            row.copy_from_slice(from);
         }
     };
     match pool {
@@ -656,7 +811,8 @@ const BLOCKS_OUTSIDE_BYTES: usize = 1 << 20;
 const TILE: usize = 64;
 
 /// `c_row <- alpha * sum_e val[e] * B[idx[e], :] + beta * c_row`, dispatched
-/// once per row to the widest instruction set this CPU has.
+/// once per row to the widest instruction set this CPU has; with a `pass`
+/// other than `Whole`, the part of that sum that `pass` names.
 #[inline]
 fn row_kernel<'b>(
     alpha: f32,
@@ -665,16 +821,17 @@ fn row_kernel<'b>(
     b_row: impl Fn(u32) -> &'b [f32] + Copy,
     beta: f32,
     c_row: &mut [f32],
+    pass: Pass,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx2_fma() {
             // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { row_kernel_avx2_fma(alpha, idx, val, b_row, beta, c_row) };
+            unsafe { row_kernel_avx2_fma(alpha, idx, val, b_row, beta, c_row, pass) };
             return;
         }
     }
-    row_kernel_body(alpha, idx, val, b_row, beta, c_row, |a, b, c| a * b + c);
+    row_kernel_body(alpha, idx, val, b_row, beta, c_row, pass, |a, b, c| a * b + c);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -691,11 +848,13 @@ unsafe fn row_kernel_avx2_fma<'b>(
     b_row: impl Fn(u32) -> &'b [f32] + Copy,
     beta: f32,
     c_row: &mut [f32],
+    pass: Pass,
 ) {
-    row_kernel_body(alpha, idx, val, b_row, beta, c_row, f32::mul_add);
+    row_kernel_body(alpha, idx, val, b_row, beta, c_row, pass, f32::mul_add);
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn row_kernel_body<'b>(
     alpha: f32,
     idx: &[u32],
@@ -703,25 +862,27 @@ fn row_kernel_body<'b>(
     b_row: impl Fn(u32) -> &'b [f32] + Copy,
     beta: f32,
     c_row: &mut [f32],
+    pass: Pass,
     madd: impl Fn(f32, f32, f32) -> f32 + Copy,
 ) {
     let n = c_row.len();
     let mut j0 = 0;
     while j0 + TILE <= n {
-        tile::<TILE>(alpha, idx, val, b_row, beta, &mut c_row[j0..j0 + TILE], j0, madd);
+        tile::<TILE>(alpha, idx, val, b_row, beta, &mut c_row[j0..j0 + TILE], j0, pass, madd);
         j0 += TILE;
     }
     while j0 + 16 <= n {
-        tile::<16>(alpha, idx, val, b_row, beta, &mut c_row[j0..j0 + 16], j0, madd);
+        tile::<16>(alpha, idx, val, b_row, beta, &mut c_row[j0..j0 + 16], j0, pass, madd);
         j0 += 16;
     }
     while j0 < n {
-        tile::<1>(alpha, idx, val, b_row, beta, &mut c_row[j0..j0 + 1], j0, madd);
+        tile::<1>(alpha, idx, val, b_row, beta, &mut c_row[j0..j0 + 1], j0, pass, madd);
         j0 += 1;
     }
 }
 
-/// One register tile of `W` columns `j0..j0 + W`: accumulate, then write once.
+/// One register tile of `W` columns `j0..j0 + W`: accumulate (from 0, or
+/// from `c` when `pass` resumes), then write once (scaled when it finishes).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn tile<'b, const W: usize>(
@@ -732,17 +893,20 @@ fn tile<'b, const W: usize>(
     beta: f32,
     c: &mut [f32],
     j0: usize,
+    pass: Pass,
     madd: impl Fn(f32, f32, f32) -> f32,
 ) {
-    let mut acc = [0.0f32; W];
+    let c: &mut [f32; W] = c.try_into().expect("tile width");
+    let mut acc = if pass.resumes() { *c } else { [0.0f32; W] };
     for (&p, &v) in idx.iter().zip(val) {
         let b: &[f32; W] = b_row(p)[j0..j0 + W].try_into().expect("tile width");
         for t in 0..W {
             acc[t] = madd(v, b[t], acc[t]);
         }
     }
-    let c: &mut [f32; W] = c.try_into().expect("tile width");
-    if beta == 0.0 {
+    if !pass.finishes() {
+        *c = acc;
+    } else if beta == 0.0 {
         for t in 0..W {
             c[t] = alpha * acc[t];
         }
@@ -788,6 +952,51 @@ mod tests {
     /// rows: the same bits as the product taken in column slices that each
     /// fit under it (so run whole rows), on 1-3 threads, with the forward's
     /// bias and activation applied per part.
+    /// A product k-blocked (B over 512 KB, three blocks of its rows: first,
+    /// middle and last) gives the bits of the same product taken in column
+    /// slices small enough to run row by row, on 1-3 threads, with alpha
+    /// and a ragged last tile; rows empty, or with entries in one block
+    /// only, among them.
+    #[test]
+    fn k_blocks_change_no_bit() {
+        let (m, k, n) = (41, 2 * K_BLOCK + 104, 200);
+        assert!(k * n * size_of::<f32>() > K_BLOCKS_FROM_BYTES);
+        let mut x = matrix(m, k, 11, 0.15);
+        let blocks = [0..K_BLOCK, K_BLOCK..2 * K_BLOCK, 2 * K_BLOCK..k];
+        x.row_mut(0).fill(0.0);
+        for (row, keep) in [(1, 0), (2, 1), (3, 2)] {
+            for (b, cols) in blocks.iter().enumerate() {
+                if b != keep {
+                    x.slice_mut(ndarray::s![row, cols.clone()]).fill(0.0);
+                }
+            }
+        }
+        let mut sparse = SparseRows::with_capacity(m, k);
+        sparse.fill(x.view());
+        let b = matrix(k, n, 12, 1.0);
+        let mut want = Array2::zeros((m, n));
+        for cols in [0..100, 100..200] {
+            let b_cols = b.slice(ndarray::s![.., cols.clone()]).to_owned();
+            assert!(k * b_cols.ncols() * size_of::<f32>() <= K_BLOCKS_FROM_BYTES);
+            let mut part = Array2::zeros((m, cols.len()));
+            sparse_gemm(0.75, &sparse, Op::Plain, b_cols.view(), 0.0, &mut part.view_mut());
+            want.slice_mut(ndarray::s![.., cols]).assign(&part);
+        }
+        assert!(want.row(0).iter().all(|&w| w == 0.0) && want.row(3).iter().any(|&w| w != 0.0));
+        let mut c = Array2::from_elem((m, n), f32::NAN);
+        sparse_gemm(0.75, &sparse, Op::Plain, b.view(), 0.0, &mut c.view_mut());
+        assert!(c.iter().zip(&want).all(|(c, w)| c.to_bits() == w.to_bits()), "no pool");
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool::new(threads);
+            let mut c = Array2::from_elem((m, n), f32::NAN);
+            sparse_gemm_with(&pool, 0.75, &sparse, Op::Plain, b.view(), 0.0, &mut c.view_mut());
+            assert!(
+                c.iter().zip(&want).all(|(c, w)| c.to_bits() == w.to_bits()),
+                "{threads} threads"
+            );
+        }
+    }
+
     #[test]
     fn column_blocks_outside_change_no_bit() {
         let (m, k, n) = (37, 784, 400);
