@@ -52,8 +52,8 @@ fn wide(c: &mut Criterion) {
             });
         }
         // The first layer's products on MNIST-like input (one pixel in five
-        // lit), which skip the zeros: X W1 takes W1's columns in blocks
-        // outside its rows, X^T delta1 copies delta1 into tiles first.
+        // lit), which skip the zeros: X W1 copies W1 into tiles and reads
+        // them in blocks of rows, X^T delta1 copies delta1 into tiles first.
         let pixels: Vec<f32> = (0..batch * 784)
             .map(|_| {
                 if rng.below(5) == 0 {
