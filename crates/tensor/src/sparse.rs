@@ -637,7 +637,7 @@ fn sparse_gemm_impl(
     });
 }
 
-/// Rows `rows` of `C = alpha op(X) B` (see `sparse_gemm_impl`) in blocks
+/// Rows `rows` of `C = alpha X B` (see `sparse_gemm_impl`) in blocks
 /// of [`K_BLOCK`] rows of `B`, read from its copy made by [`pack`] at
 /// `packed`: for each block, each tile, each row, the row's entries in the
 /// block, its accumulators resumed from `C` after the first block and
@@ -678,10 +678,13 @@ unsafe fn k_blocks(
             for j0 in (0..n).step_by(TILE) {
                 let width = TILE.min(n - j0);
                 let slab = packed.get().wrapping_add(j0 * k);
-                // SAFETY: the tile from column j0 of the packed copy holds k
-                // rows of `width` contiguous elements (`pack`); p < k.
-                let b_part =
-                    |p: u32| unsafe { std::slice::from_raw_parts(slab.add(p as usize * width).cast_const(), width) };
+                let b_part = |p: u32| {
+                    debug_assert!((p as usize) < k, "sparse_gemm: index {p} outside B's {k} rows");
+                    // SAFETY: the tile from column j0 of the packed copy
+                    // holds k rows of `width` contiguous elements (`pack`),
+                    // and p < k.
+                    unsafe { std::slice::from_raw_parts(slab.add(p as usize * width).cast_const(), width) }
+                };
                 for ((&start, &end), i) in starts.iter().zip(&*ends).zip(rows.clone()) {
                     if start == end && pass == Pass::Middle {
                         continue;
