@@ -376,6 +376,18 @@ struct Compressed<'a> {
     val: &'a [f32],
 }
 
+impl<'a> Compressed<'a> {
+    /// The indices and values of the entries `range`.
+    fn entries(&self, range: std::ops::Range<usize>) -> (&'a [u32], &'a [f32]) {
+        (&self.idx[range.clone()], &self.val[range])
+    }
+
+    /// The indices and values of row `i`'s entries.
+    fn row(&self, i: usize) -> (&'a [u32], &'a [f32]) {
+        self.entries(self.ptr[i]..self.ptr[i + 1])
+    }
+}
+
 /// `C <- alpha * op(X) * B + beta * C` for a compressed `X`, on the calling
 /// thread.
 ///
@@ -574,7 +586,7 @@ fn sparse_gemm_impl(
                     let width = TILE.min(n - j0);
                     let (slab_ptr, stride) = slab(j0, width);
                     for i in rows.clone() {
-                        let entries = a.ptr[i]..a.ptr[i + 1];
+                        let (idx, val) = a.row(i);
                         // SAFETY: row i < m of C holds n contiguous elements
                         // (checked above), of which j0..j0 + width lie
                         // inside; every index in `a.idx` is < k, and row p
@@ -591,15 +603,7 @@ fn sparse_gemm_impl(
                                     width,
                                 )
                             };
-                            row_kernel(
-                                alpha,
-                                &a.idx[entries.clone()],
-                                &a.val[entries],
-                                b_part,
-                                beta,
-                                c_part,
-                                Pass::Whole,
-                            );
+                            row_kernel(alpha, idx, val, b_part, beta, c_part, Pass::Whole);
                             epilogue(i, j0, c_part);
                         }
                     }
@@ -607,7 +611,7 @@ fn sparse_gemm_impl(
                 return;
             }
             for i in rows {
-                let entries = a.ptr[i]..a.ptr[i + 1];
+                let (idx, val) = a.row(i);
                 // SAFETY: row i < m of C holds n contiguous elements (checked
                 // above), every index in `a.idx` is < k, a row of B holding n
                 // contiguous elements, and tasks own disjoint rows of C.
@@ -617,15 +621,7 @@ fn sparse_gemm_impl(
                         debug_assert!((p as usize) < k, "sparse_gemm: index {p} outside B's {k} rows");
                         std::slice::from_raw_parts(b_ptr.get().offset(p as isize * ldb).cast_const(), n)
                     };
-                    row_kernel(
-                        alpha,
-                        &a.idx[entries.clone()],
-                        &a.val[entries],
-                        b_row,
-                        beta,
-                        c_row,
-                        Pass::Whole,
-                    );
+                    row_kernel(alpha, idx, val, b_row, beta, c_row, Pass::Whole);
                     epilogue(i, 0, c_row);
                 }
             }
@@ -694,7 +690,8 @@ unsafe fn k_blocks(
                     // row i (the caller's promise).
                     let c_part =
                         unsafe { std::slice::from_raw_parts_mut(c.get().offset(i as isize * ldc).add(j0), width) };
-                    row_kernel(alpha, &a.idx[start..end], &a.val[start..end], b_part, 0.0, c_part, pass);
+                    let (idx, val) = a.entries(start..end);
+                    row_kernel(alpha, idx, val, b_part, 0.0, c_part, pass);
                     if pass.finishes() {
                         epilogue(i, j0, c_part);
                     }
@@ -977,27 +974,42 @@ mod tests {
         let mut sparse = SparseRows::with_capacity(m, k);
         sparse.fill(x.view());
         let b = matrix(k, n, 12, 1.0);
-        let mut want = Array2::zeros((m, n));
-        for cols in [0..100, 100..200] {
-            let b_cols = b.slice(ndarray::s![.., cols.clone()]).to_owned();
-            assert!(k * b_cols.ncols() * size_of::<f32>() <= K_BLOCKS_FROM_BYTES);
-            let mut part = Array2::zeros((m, cols.len()));
-            sparse_gemm(0.75, &sparse, Op::Plain, b_cols.view(), 0.0, &mut part.view_mut());
-            want.slice_mut(ndarray::s![.., cols]).assign(&part);
-        }
+        let want = in_column_slices(0.75, &sparse, &b, &[0..100, 100..200], K_BLOCKS_FROM_BYTES);
         assert!(want.row(0).iter().all(|&w| w == 0.0) && want.row(3).iter().any(|&w| w != 0.0));
         let mut c = Array2::from_elem((m, n), f32::NAN);
         sparse_gemm(0.75, &sparse, Op::Plain, b.view(), 0.0, &mut c.view_mut());
-        assert!(c.iter().zip(&want).all(|(c, w)| c.to_bits() == w.to_bits()), "no pool");
+        assert!(same_bits(&c, &want), "no pool");
         for threads in [1, 2, 3] {
             let pool = ThreadPool::new(threads);
             let mut c = Array2::from_elem((m, n), f32::NAN);
             sparse_gemm_with(&pool, 0.75, &sparse, Op::Plain, b.view(), 0.0, &mut c.view_mut());
-            assert!(
-                c.iter().zip(&want).all(|(c, w)| c.to_bits() == w.to_bits()),
-                "{threads} threads"
-            );
+            assert!(same_bits(&c, &want), "{threads} threads");
         }
+    }
+
+    /// `alpha X B` made from slices of B's columns, each under `limit`
+    /// bytes (so the product of each takes the loops meant for such a B).
+    fn in_column_slices(
+        alpha: f32,
+        x: &SparseRows,
+        b: &Array2<f32>,
+        slices: &[std::ops::Range<usize>],
+        limit: usize,
+    ) -> Array2<f32> {
+        let (m, k) = x.dim();
+        let mut out = Array2::zeros((m, b.ncols()));
+        for cols in slices {
+            let b_cols = b.slice(ndarray::s![.., cols.clone()]).to_owned();
+            assert!(k * b_cols.ncols() * size_of::<f32>() <= limit);
+            let mut part = Array2::zeros((m, cols.len()));
+            sparse_gemm(alpha, x, Op::Plain, b_cols.view(), 0.0, &mut part.view_mut());
+            out.slice_mut(ndarray::s![.., cols.clone()]).assign(&part);
+        }
+        out
+    }
+
+    fn same_bits(a: &Array2<f32>, b: &Array2<f32>) -> bool {
+        a.dim() == b.dim() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
     }
 
     #[test]
@@ -1009,24 +1021,14 @@ mod tests {
         sparse.fill(x.view());
         let b = matrix(k, n, 8, 1.0);
         let bias = matrix(1, n, 9, 1.0).into_shape_with_order(n).unwrap();
-        let mut want = Array2::zeros((m, n));
-        for cols in [0..150, 150..280, 280..400] {
-            let b_cols = b.slice(ndarray::s![.., cols.clone()]).to_owned();
-            assert!(k * b_cols.ncols() * size_of::<f32>() <= BLOCKS_OUTSIDE_BYTES);
-            let mut part = Array2::zeros((m, cols.len()));
-            sparse_gemm(1.0, &sparse, Op::Plain, b_cols.view(), 0.0, &mut part.view_mut());
-            want.slice_mut(ndarray::s![.., cols]).assign(&part);
-        }
+        let want = in_column_slices(1.0, &sparse, &b, &[0..150, 150..280, 280..400], BLOCKS_OUTSIDE_BYTES);
         let want_z = &want + &bias;
         let want_a = want_z.mapv(|z: f32| z.max(0.0));
         for threads in [1, 2, 3] {
             let pool = ThreadPool::new(threads);
             let mut c = Array2::from_elem((m, n), f32::NAN);
             sparse_gemm_with(&pool, 1.0, &sparse, Op::Plain, b.view(), 0.0, &mut c.view_mut());
-            assert!(
-                c.iter().zip(&want).all(|(c, w)| c.to_bits() == w.to_bits()),
-                "{threads} threads"
-            );
+            assert!(same_bits(&c, &want), "{threads} threads");
             let (mut z, mut a) = (Array2::from_elem((m, n), f32::NAN), Array2::from_elem((m, n), f32::NAN));
             sparse_affine_with(
                 &pool,
@@ -1037,14 +1039,8 @@ mod tests {
                 Some(a.view_mut()),
                 |z| z.max(0.0),
             );
-            assert!(
-                z.iter().zip(&want_z).all(|(z, w)| z.to_bits() == w.to_bits()),
-                "{threads} threads: Z"
-            );
-            assert!(
-                a.iter().zip(&want_a).all(|(a, w)| a.to_bits() == w.to_bits()),
-                "{threads} threads: A"
-            );
+            assert!(same_bits(&z, &want_z), "{threads} threads: Z");
+            assert!(same_bits(&a, &want_a), "{threads} threads: A");
         }
     }
 
