@@ -713,7 +713,7 @@ const PACK_MAX_ROWS: usize = 256;
 /// Rows of `B` per block of a k-blocked product (see `sparse_gemm_impl`):
 /// 448 rows of a [`TILE`] are 112 KB, a quarter of a 512 KB L2 cache, and
 /// 784 pixels make two blocks. (Measured on Zen 3 at 192 to 1024 columns:
-/// blocks of 28, 56 and 112 KB all beat whole tiles, 112 KB most.)
+/// blocks of 28, 56 and 112 KB all beat whole tiles, 112 KB about best.)
 const K_BLOCK: usize = 448;
 
 /// From this size of `B` (larger than most current cores' L2), a product
