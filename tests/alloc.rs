@@ -370,6 +370,36 @@ fn the_toolkit_allocates_nothing_per_step() {
     }
 }
 
+/// A compressed product whose `B` outgrows L2 (read in blocks of its rows,
+/// each task keeping cursors into its rows' entries) allocates nothing once
+/// it has run at its size, even when a later batch's non-zeros hand one
+/// task many more rows than before (tasks are balanced by non-zeros).
+fn a_blocked_sparse_product_allocates_nothing_however_rows_are_shared_out() {
+    use backprop_tensor::{Op, SparseRows, ThreadPool, sparse_gemm_with};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (m, k, n) = (64, 784, 512);
+    let pool = ThreadPool::new(2);
+    let w = Array2::from_elem((k, n), 0.5f32);
+    let mut c = Array2::<f32>::zeros((m, n));
+    // Every row 20 or 21 non-zeros; then four rows full and one entry in each other.
+    let even = Array2::from_shape_fn((m, k), |(i, j)| f32::from(u8::from(j % 39 == i % 39)));
+    let skewed = Array2::from_shape_fn((m, k), |(i, j)| f32::from(u8::from(i < 4 || j == i)));
+    let mut x = SparseRows::with_capacity(m, k);
+    x.fill(even.view());
+    // Several times, so that both threads have run tasks of it.
+    for _ in 0..20 {
+        sparse_gemm_with(&pool, 1.0, &x, Op::Plain, w.view(), 0.0, &mut c.view_mut());
+    }
+    x.fill(skewed.view());
+    let allocations =
+        allocations_during(|| sparse_gemm_with(&pool, 1.0, &x, Op::Plain, w.view(), 0.0, &mut c.view_mut()));
+    assert_eq!(
+        allocations, 0,
+        "allocations in a blocked product with rows shared out anew"
+    );
+    assert_eq!(c[[0, 0]], 392.0, "a full row of ones times 0.5");
+}
+
 /// Every check in turn, from a `main` of its own (`harness = false` in
 /// `tests/Cargo.toml`): the counter sees every thread, and libtest's
 /// harness allocates on its own thread whenever a concurrent test finishes
@@ -386,5 +416,6 @@ fn main() {
     forged_checkpoints_stay_within_a_memory_bound();
     a_million_empty_entries_are_refused_within_the_bound();
     the_toolkit_allocates_nothing_per_step();
+    a_blocked_sparse_product_allocates_nothing_however_rows_are_shared_out();
     eprintln!("allocation checks: all passed");
 }

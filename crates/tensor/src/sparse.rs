@@ -658,9 +658,12 @@ unsafe fn k_blocks(
         let Ok(mut cursors) = cursors.try_borrow_mut() else {
             return false;
         };
-        let len = rows.len();
-        if cursors.len() < 2 * len {
-            cursors.resize(2 * len, 0);
+        // Room for every row of C, not just this task's: tasks balanced by
+        // non-zeros take more rows in one batch than in another, and a
+        // step must not allocate once the first has run.
+        let (len, m) = (rows.len(), a.ptr.len() - 1);
+        if cursors.len() < 2 * m {
+            cursors.resize(2 * m, 0);
         }
         // Row rows.start + r has its entries in the block at starts[r]..ends[r].
         let (starts, ends) = cursors[..2 * len].split_at_mut(len);
@@ -753,8 +756,8 @@ impl Pass {
 
 thread_local! {
     /// Each row's first and last entry in the current block of a k-blocked
-    /// product, for the rows of the task this thread runs; grown to the
-    /// most rows a task has had, then reused.
+    /// product, for the rows of the task this thread runs; grown to twice
+    /// the most rows a product has had, then reused.
     static CURSORS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 
     /// `B` copied tile by tile for the products that read it so (see
