@@ -583,7 +583,7 @@ fn upsample(grid: &[f32], width: usize, stride: usize, field: &mut [f32], cols: 
         line.iter_mut()
             .zip(above.iter().zip(below))
             .for_each(|(l, (&a, &b))| *l = a + fy * (b - a));
-        // The strides of sigma 2 to 9.99 (Simard's 4 among them) with the
+        // The strides of any sigma below 10 (Simard's 4 among them) with the
         // stride a constant; any other through the general loop.
         match stride {
             1 => upsample_row::<1>(line, out),
